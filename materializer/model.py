@@ -1,0 +1,169 @@
+"""Plain data the slot engine works on: rules in, slots out.
+
+Everything here is immutable and free of I/O so that materialization, on-demand
+computation, the confirm-time re-check and `explain` share one definition (SPEC §5).
+
+Conventions, chosen for speed in the engine's inner loop:
+- Instants are ``int`` seconds since the Unix epoch (UTC). Datetimes exist only at the
+  I/O boundary (loader, writer, API).
+- Local wall-clock times are ``int`` minutes after local midnight, 0..1440, so that
+  ``24:00`` (1440) is representable.
+- Local dates are :class:`datetime.date` in the staff member's zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from uuid import UUID
+
+MINUTES_PER_DAY = 1440
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRule:
+    """One ``availability_templates`` row: a weekly local window."""
+
+    weekday: int  # ISO 1 = Monday .. 7 = Sunday
+    start_min: int
+    end_min: int
+    location_id: UUID | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRule:
+    """One ``availability_overrides`` row.
+
+    ``is_available`` rows replace the day's template windows; unavailable rows with times
+    subtract ``[start_min, end_min)``, without times close the day. ``rrule`` (RFC 5545,
+    DTSTART = ``on_date``) makes the row apply on each occurrence.
+    """
+
+    on_date: date
+    is_available: bool
+    start_min: int | None = None
+    end_min: int | None = None
+    rrule: str | None = None
+    location_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HolidayRule:
+    """A tenant-wide or staff holiday: the whole local day is closed."""
+
+    on_date: date
+    rrule: str | None = None
+    name: str = ""
+    tenant_wide: bool = True
+
+
+class BusyKind(StrEnum):
+    TIME_OFF = "time_off"
+    BUSY = "busy"
+    BOOKED = "booked"
+
+
+@dataclass(frozen=True, slots=True)
+class BusyRange:
+    """A half-open instant range ``[start, end)`` the staff member cannot work in.
+
+    For a confirmed booking this is already its *blocked* range: its own service's
+    buffers applied (SPEC §5.2).
+    """
+
+    start: int
+    end: int
+    kind: BusyKind
+    ref: str = ""  # id of the source row, for explain
+
+
+@dataclass(frozen=True, slots=True)
+class LiveHold:
+    """A held booking that has not expired: its blocked range and when it lapses."""
+
+    start: int  # blocked range, buffers of the held service applied
+    end: int
+    expires_at: int
+    booking_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRule:
+    id: UUID
+    duration_min: int
+    buffer_before_min: int = 0
+    buffer_after_min: int = 0
+    interval_min: int | None = None  # None: the duration
+
+    @property
+    def step_s(self) -> int:
+        return (self.interval_min or self.duration_min) * 60
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSchedule:
+    """Everything the engine needs about one staff member.
+
+    ``holidays`` holds the tenant-wide holidays and the staff member's own.
+    ``busy`` holds time off, busy times and confirmed bookings' blocked ranges.
+    ``holds`` holds live holds only; they hide slots (``held_until``) but never remove them.
+    """
+
+    staff_id: UUID
+    zone: str
+    location_id: UUID | None = None
+    templates: tuple[TemplateRule, ...] = ()
+    overrides: tuple[OverrideRule, ...] = ()
+    holidays: tuple[HolidayRule, ...] = ()
+    busy: tuple[BusyRange, ...] = ()
+    holds: tuple[LiveHold, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A merged working window ``[start, end)`` in instants, with its location."""
+
+    start: int
+    end: int
+    location_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    staff_id: UUID
+    service_id: UUID
+    location_id: UUID | None
+    starts_at: int
+    ends_at: int
+    held_until: int | None = None
+
+
+class ReasonCode(StrEnum):
+    AVAILABLE = "available"
+    NOT_QUALIFIED = "not_qualified"
+    INACTIVE = "inactive"
+    HOLIDAY = "holiday"
+    OUTSIDE_WORKING_HOURS = "outside_working_hours"
+    OFF_GRID = "off_grid"
+    TIME_OFF = "time_off"
+    BUSY = "busy"
+    BOOKED = "booked"
+    HELD = "held"
+    MIN_NOTICE = "min_notice"
+    BEYOND_HORIZON = "beyond_horizon"
+    IN_PAST = "in_past"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: ReasonCode
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    available: bool
+    reasons: tuple[Reason, ...] = field(default_factory=tuple)

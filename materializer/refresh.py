@@ -1,0 +1,206 @@
+"""Materialization: load rules, run the engine, replace a window of slots atomically.
+
+Every writer of a staff member's slots or bookings takes that staff member's advisory lock
+first (``lock_staff``; the bookings trigger takes the same key), so a recompute never
+interleaves with a booking write or with another recompute of the same staff member.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.copy import QueuedLibpqWriter
+
+from materializer import engine
+from materializer.horizon import from_epoch
+from materializer.loader import Conn, LoadedRules, Tenant, load_rules
+from materializer.model import Slot
+from materializer.slot_ids import slot_id_prefix
+from sql import query
+
+# Staff members per transaction in a full refresh: bounds lock-table use (one advisory
+# lock each) and how long one transaction holds them.
+FULL_REFRESH_CHUNK = 200
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    staff: int
+    slots_written: int
+    slots_deleted: int
+    lo: int
+    hi: int
+
+
+def compute(rules: LoadedRules, lo: int, hi: int) -> dict[UUID, list[Slot]]:
+    """The slots every loaded staff member should have with a start in ``[lo, hi)``."""
+    out: dict[UUID, list[Slot]] = {}
+    for sid, staff in rules.staff.items():
+        if not staff.active or not staff.services:
+            out[sid] = []
+            continue
+        out[sid] = engine.compute_slots(staff.schedule, staff.services, rules.first_date, rules.last_date, lo, hi)
+    return out
+
+
+class _Instants:
+    """Epoch seconds to aware datetimes, memoised: a refresh repeats the same few thousand
+    starts across every staff member and service."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, datetime] = {}
+
+    def __call__(self, s: int) -> datetime:
+        dt = self._cache.get(s)
+        if dt is None:
+            dt = self._cache[s] = from_epoch(s)
+        return dt
+
+
+def slot_rows(tenant_id: UUID, slots: Iterable[Slot]) -> Iterator[tuple[Any, ...]]:
+    instant = _Instants()
+    prefixes: dict[tuple[UUID, UUID], str] = {}
+    for s in slots:
+        key = (s.staff_id, s.service_id)
+        prefix = prefixes.get(key)
+        if prefix is None:
+            prefix = prefixes[key] = slot_id_prefix(tenant_id, s.staff_id, s.service_id)
+        yield (
+            tenant_id,
+            f"{prefix}{s.starts_at // 60:08x}",
+            s.staff_id,
+            s.service_id,
+            s.location_id,
+            instant(s.starts_at),
+            instant(s.ends_at),
+            None if s.held_until is None else instant(s.held_until),
+        )
+
+
+def copy_slots(conn: Conn, tenant_id: UUID, slots: Iterable[Slot]) -> int:
+    n = 0
+    with conn.cursor() as cur:
+        # The queued writer sends on a thread of its own, so building rows in Python
+        # overlaps with the network and the server's work.
+        with cur.copy(query("copy_slots"), writer=QueuedLibpqWriter(cur)) as cp:
+            cp.set_types(["uuid", "text", "uuid", "uuid", "uuid", "timestamptz", "timestamptz", "timestamptz"])
+            for row in slot_rows(tenant_id, slots):
+                cp.write_row(row)
+                n += 1
+    return n
+
+
+def lock_staff(conn: Conn, tenant_id: UUID, staff_ids: list[UUID]) -> None:
+    conn.execute(query("lock_staff"), {"tenant_id": tenant_id, "staff_ids": staff_ids})
+
+
+def recompute_in_transaction(
+    conn: Conn,
+    tenant: Tenant,
+    staff_ids: list[UUID],
+    *,
+    lo: int | None,
+    hi: int | None,
+    now: int,
+    progress: Progress | None = None,
+) -> WindowResult:
+    """Replace the slots of ``staff_ids`` starting in ``[lo, hi)`` (clipped to the horizon;
+    None: the horizon's edge). Runs in the caller's transaction, so a queue consumer can
+    delete its requests in the same commit that writes their result."""
+    staff_ids = sorted(set(staff_ids))
+    lock_staff(conn, tenant.id, staff_ids)
+    horizon = tenant.horizon(now)
+    lo, hi = horizon.clip(lo, hi)
+    if lo >= hi:
+        return WindowResult(len(staff_ids), 0, 0, lo, hi)
+    rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
+    deleted = conn.execute(
+        query("delete_window"),
+        {"tenant_id": tenant.id, "staff_ids": staff_ids, "lo": from_epoch(lo), "hi": from_epoch(hi)},
+    ).rowcount
+
+    def all_slots() -> Iterator[Slot]:
+        for sid, staff in rules.staff.items():
+            if staff.active and staff.services:
+                yield from engine.compute_slots(
+                    staff.schedule, staff.services, rules.first_date, rules.last_date, lo, hi
+                )
+            if progress:
+                progress(1)
+
+    written = copy_slots(conn, tenant.id, all_slots())
+    return WindowResult(len(staff_ids), written, deleted, lo, hi)
+
+
+def all_staff_ids(conn: Conn, tenant_id: UUID) -> list[UUID]:
+    rows = conn.execute("SELECT id FROM staff WHERE tenant_id = %s ORDER BY id", (tenant_id,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def refresh(
+    conn: Conn,
+    tenant: Tenant,
+    *,
+    staff_ids: list[UUID] | None = None,
+    lo: int | None = None,
+    hi: int | None = None,
+    now: int | None = None,
+    progress: Progress | None = None,
+    on_staff_count: Callable[[int], None] | None = None,
+) -> WindowResult:
+    """Recompute a tenant (or some of its staff members, or a window) and commit.
+
+    A full refresh (no staff, no window) also removes slots that no longer belong: the
+    past, beyond the horizon, and staff members that no longer exist. It runs in chunks of
+    ``FULL_REFRESH_CHUNK`` staff members, each chunk one transaction; within a staff member
+    the window is always replaced atomically.
+    """
+    now = int(time.time()) if now is None else now
+    started = datetime.now().astimezone()
+    full = staff_ids is None and lo is None and hi is None
+    ids = all_staff_ids(conn, tenant.id) if staff_ids is None else sorted(set(staff_ids))
+    conn.commit()
+    if on_staff_count:
+        on_staff_count(len(ids))
+    horizon = tenant.horizon(now)
+    written = deleted = 0
+    win_lo, win_hi = horizon.clip(lo, hi)
+    chunks = [ids[i : i + FULL_REFRESH_CHUNK] for i in range(0, len(ids), FULL_REFRESH_CHUNK)] or [[]]
+    for i, chunk in enumerate(chunks):
+        with conn.transaction():
+            if full and i == 0:
+                deleted += conn.execute(
+                    query("delete_outside"),
+                    {
+                        "tenant_id": tenant.id,
+                        "staff_ids": ids,
+                        "lo": from_epoch(horizon.start),
+                        "hi": from_epoch(horizon.end),
+                    },
+                ).rowcount
+            if chunk:
+                r = recompute_in_transaction(conn, tenant, chunk, lo=lo, hi=hi, now=now, progress=progress)
+                written += r.slots_written
+                deleted += r.slots_deleted
+            if i == len(chunks) - 1:
+                conn.execute(
+                    query("record_refresh"),
+                    {
+                        "tenant_id": tenant.id,
+                        "kind": "full" if full else "partial",
+                        "started_at": started,
+                        "horizon_start": from_epoch(horizon.start),
+                        "horizon_end": from_epoch(horizon.end),
+                        "staff_count": len(ids),
+                        "slots_written": written,
+                        "drift": None,
+                    },
+                )
+    return WindowResult(len(ids), written, deleted, win_lo, win_hi)

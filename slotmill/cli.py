@@ -1,0 +1,283 @@
+"""`slotmill`: the command line (SPEC §10)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date, timedelta
+from uuid import UUID
+
+from slotmill.config import get_settings
+from slotmill.logs import setup_logging
+
+
+class CliError(Exception):
+    """A bad request from the user: printed as one line, exit status 2, nothing changed."""
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
+
+
+def _url() -> str:
+    from slotmill.db import resolve_database_url
+
+    return resolve_database_url()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from slotmill.migrate import migrate
+
+    applied = migrate(_url())
+    print(f"applied migrations: {', '.join(map(str, applied))}" if applied else "schema is current")
+    return 0
+
+
+def _window(tenant_zone: str, start: date | None, end: date | None) -> tuple[int | None, int | None]:
+    from materializer.horizon import local_midnight
+
+    if start and end and start > end:
+        raise CliError(f"--from {start} is after --to {end}")
+    lo = local_midnight(start, tenant_zone) if start else None
+    hi = local_midnight(end + timedelta(days=1), tenant_zone) if end else None
+    return lo, hi
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    import psycopg
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from materializer.loader import UnknownTenant, load_tenant
+    from materializer.refresh import refresh
+
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise CliError(f"--from {args.date_from} is after --to {args.date_to}")
+    console = Console(stderr=True)
+    with psycopg.connect(_url()) as conn:
+        try:
+            tenant = load_tenant(conn, args.tenant)
+        except UnknownTenant as e:
+            raise CliError(str(e)) from None
+        if args.staff:
+            found = conn.execute(
+                "SELECT id FROM staff WHERE tenant_id = %s AND id = ANY(%s)", (tenant.id, args.staff)
+            ).fetchall()
+            missing = set(args.staff) - {r[0] for r in found}
+            if missing:
+                raise CliError(f"unknown staff for tenant {tenant.slug}: {', '.join(map(str, sorted(missing)))}")
+        lo, hi = _window(tenant.zone, args.date_from, args.date_to)
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("[bold]refresh[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task(tenant.slug, total=None)
+            result = refresh(
+                conn,
+                tenant,
+                staff_ids=args.staff or None,
+                lo=lo,
+                hi=hi,
+                progress=lambda n: bar.advance(task, n),
+                on_staff_count=lambda n: bar.update(task, total=n),
+            )
+        elapsed = time.perf_counter() - started
+    print(
+        f"refreshed {tenant.slug}: {result.staff} staff, {result.slots_written} slots written, "
+        f"{result.slots_deleted} replaced, in {elapsed:.2f}s"
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from materializer.horizon import from_epoch
+    from materializer.loader import UnknownTenant, load_tenant
+    from materializer.verify import verify
+
+    with psycopg.connect(_url()) as conn:
+        try:
+            tenant = load_tenant(conn, args.tenant)
+        except UnknownTenant as e:
+            raise CliError(str(e)) from None
+        drift = verify(conn, tenant)
+
+    def show(kind: str, sid: str, key: tuple[object, ...]) -> None:
+        staff, service, _loc, start, end, _held = key
+        print(f"  {kind:<10} {sid}  staff={staff} service={service} {from_epoch(int(str(start))):%Y-%m-%d %H:%M}Z"
+              f"-{from_epoch(int(str(end))):%H:%M}Z")
+
+    if drift.total == 0:
+        print(f"{tenant.slug}: no drift ({drift.actual_count} slots match a full recomputation)")
+        return 0
+    print(
+        f"{tenant.slug}: DRIFT: {len(drift.missing)} missing, {len(drift.unexpected)} unexpected, "
+        f"{len(drift.changed)} changed (expected {drift.expected_count}, table has {drift.actual_count})"
+    )
+    limit = args.limit
+    for sid, key in drift.missing[:limit]:
+        show("missing", sid, key)
+    for sid, key in drift.unexpected[:limit]:
+        show("unexpected", sid, key)
+    for sid, want, got in drift.changed[:limit]:
+        show("changed", sid, got)
+        show("  want", sid, want)
+    return 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from materializer.loader import load_tenant
+    from materializer.refresh import refresh
+    from slotmill.demo import DEMO_SLUG, demo_exists, load_demo
+    from slotmill.migrate import migrate
+
+    url = _url()
+    migrate(url)
+    with psycopg.connect(url) as conn:
+        if demo_exists(conn):
+            if not args.reset:
+                print(f"demo tenant '{DEMO_SLUG}' already exists (use --reset to load it again)")
+                return 0
+            conn.execute("DELETE FROM bookings WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)", (DEMO_SLUG,))
+            conn.execute("DELETE FROM availability_slots WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)",
+                         (DEMO_SLUG,))
+            conn.execute("DELETE FROM tenants WHERE slug = %s", (DEMO_SLUG,))
+        load_demo(conn)
+        conn.commit()
+        result = refresh(conn, load_tenant(conn, DEMO_SLUG))
+        # The rows we just wrote enqueued recomputes of what refresh already covered.
+        conn.execute("DELETE FROM recompute_requests WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)",
+                     (DEMO_SLUG,))
+        conn.commit()
+    print(f"demo tenant '{DEMO_SLUG}' loaded: {result.staff} staff, {result.slots_written} slots materialized")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from materializer.loader import UnknownTenant, load_tenant
+    from slotmill.keys import create_key
+
+    with psycopg.connect(_url()) as conn:
+        try:
+            tenant = load_tenant(conn, args.tenant)
+        except UnknownTenant as e:
+            raise CliError(str(e)) from None
+        secret = create_key(conn, tenant.id)
+        conn.commit()
+    print(secret)
+    print("(shown once: only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    serve(host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from jobs.worker import run_worker
+
+    return run_worker(url=_url(), concurrency=args.concurrency)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from slotmill.runall import run_all
+
+    return run_all(host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = get_settings()
+    p = argparse.ArgumentParser(prog="slotmill", description="Pre-computed appointment slots in PostgreSQL.")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: SLOTMILL_LOG_LEVEL)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="everything for a first look: database, migrations, demo, API and worker")
+    s.add_argument("--host", default=settings.api_host)
+    s.add_argument("--port", type=int, default=settings.api_port)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("migrate", help="apply the schema migrations (idempotent)")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("api", help="serve the HTTP API")
+    s.add_argument("--host", default=settings.api_host)
+    s.add_argument("--port", type=int, default=settings.api_port)
+    s.add_argument("--workers", type=int, default=settings.api_workers)
+    s.set_defaults(func=cmd_api)
+
+    s = sub.add_parser("worker", help="drain the recompute queue and run the scheduled jobs")
+    s.add_argument("--concurrency", type=int, default=1)
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("refresh", help="recompute a tenant's slots (or some staff, or some dates)")
+    s.add_argument("--tenant", required=True, metavar="SLUG")
+    s.add_argument("--staff", type=_uuid, action="append", metavar="ID", help="repeatable")
+    s.add_argument("--from", dest="date_from", type=_date, metavar="DATE", help="first local date (tenant zone)")
+    s.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="last local date, inclusive")
+    s.set_defaults(func=cmd_refresh)
+
+    s = sub.add_parser("verify", help="diff the slot table against a full recomputation; exit 1 on drift")
+    s.add_argument("--tenant", required=True, metavar="SLUG")
+    s.add_argument("--limit", type=int, default=20, help="differences to print per kind")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("keys", help="tenant secret keys for the host backend")
+    keys = s.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("create", help="create a key; prints the secret once")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.set_defaults(func=cmd_keys_create)
+
+    s = sub.add_parser("demo", help="load the demo tenant and materialize it")
+    s.add_argument("--reset", action="store_true", help="delete and load it again")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level or get_settings().log_level)
+    try:
+        return int(args.func(args))
+    except CliError as e:
+        print(f"slotmill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a database refusal is the user's to read, not a traceback
+        import psycopg
+
+        if isinstance(e, psycopg.errors.IntegrityError | psycopg.errors.DataError):
+            print(f"slotmill: error: {e.diag.message_primary or e}", file=sys.stderr)
+            return 2
+        logging.getLogger("slotmill").exception("command failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from slotmill.testdb import create_test_database, drop_test_database, ensure_template, resolve_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    url, how, cleanup = resolve_server(ROOT / ".slotmill")
+    print(f"\ntests use {how}")
+    try:
+        yield url
+    finally:
+        cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> str:
+    return ensure_template(pg_admin_url)
+
+
+@pytest.fixture
+def db_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh, migrated database of its own for one test."""
+    url = create_test_database(pg_admin_url, pg_template)
+    try:
+        yield url
+    finally:
+        drop_test_database(pg_admin_url, url)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(db_url) as c:
+        yield c
+
+
+@pytest.fixture
+def env_db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point the application's own resolution (DATABASE_URL) at the test database."""
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    from slotmill.config import get_settings
+
+    get_settings.cache_clear()
+    return db_url
+
+
+def pytest_report_header() -> str:
+    return f"SLOTMILL_TEST_DATABASE_URL={'set' if os.environ.get('SLOTMILL_TEST_DATABASE_URL') else 'unset'}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Anything that gets a database is a database test (`make test-db`, CI's PostgreSQL 15 run).
+    for item in items:
+        if "db_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
