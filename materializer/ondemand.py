@@ -1,0 +1,99 @@
+"""Slots computed on demand by the shared engine, not read from the table.
+
+Two users: the confirm-time re-check (SPEC §7: a hold is judged against the rules as they
+are now, ignoring the hold itself) and the benchmark that compares a materialized read with
+generating the same answer. Both load rules with :func:`materializer.loader.load_rules` and
+run :mod:`materializer.engine`, exactly as materialization does, so the three agree.
+
+Read-time rules (min notice, max advance, live holds hiding a slot: SPEC §6) are the
+caller's: :func:`compute_on_demand` returns what materialization would write, ``held_until``
+included.
+"""
+
+from __future__ import annotations
+
+import time
+from uuid import UUID
+
+from materializer import engine
+from materializer.loader import Conn, Tenant, load_rules
+from materializer.model import Slot
+from sql import query
+
+
+def compute_on_demand(
+    conn: Conn,
+    tenant: Tenant,
+    service_id: UUID,
+    lo: int,
+    hi: int,
+    staff_id: UUID | None = None,
+    *,
+    now: int | None = None,
+) -> list[Slot]:
+    """Slots of ``service_id`` starting in ``[lo, hi)`` (clipped to the horizon), of one
+    staff member or of everyone who performs the service; sorted by start, then staff id."""
+    now = int(time.time()) if now is None else now
+    lo, hi = tenant.horizon(now).clip(lo, hi)
+    if lo >= hi:
+        return []
+    if staff_id is not None:
+        staff_ids = [staff_id]
+    else:
+        rows = conn.execute(query("staff_of_service"), {"tenant_id": tenant.id, "service_id": service_id})
+        staff_ids = [r[0] for r in rows.fetchall()]
+    if not staff_ids:
+        return []
+    rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
+    info = rules.services.get(service_id)
+    if info is None or not info.active:
+        return []
+    out: list[Slot] = []
+    for sid, staff in rules.staff.items():
+        if staff.active and sid in info.staff_ids:
+            out.extend(
+                engine.compute_slots(staff.schedule, [info.rule], rules.first_date, rules.last_date, lo, hi)
+            )
+    out.sort(key=lambda s: (s.starts_at, str(s.staff_id)))
+    return out
+
+
+def slot_is_valid(
+    conn: Conn,
+    tenant: Tenant,
+    staff_id: UUID,
+    service_id: UUID,
+    starts_at: int,
+    ignore_booking: UUID | None,
+    *,
+    ends_at: int | None = None,
+    now: int | None = None,
+) -> bool:
+    """Whether the rules as they are now (SPEC §5) offer this slot, judging it against
+    every busy range and live hold except ``ignore_booking``.
+
+    Also false when the slot has already started, lies outside the horizon, is hidden by
+    another live hold, or (``ends_at`` given) no longer ends there because the service's
+    duration changed. Notice and advance limits are not re-checked: they applied when the
+    slot was held, and a hold must not lapse into invalidity while the customer types.
+    """
+    now = int(time.time()) if now is None else now
+    if starts_at < now:
+        return False
+    horizon = tenant.horizon(now)
+    if not horizon.start <= starts_at < horizon.end:
+        return False
+    rules = load_rules(
+        conn, tenant, staff_ids=[staff_id], lo=starts_at, hi=starts_at + 1, now=now, ignore_booking=ignore_booking
+    )
+    staff = rules.staff.get(staff_id)
+    info = rules.services.get(service_id)
+    if staff is None or info is None or not staff.active or not info.active or staff_id not in info.staff_ids:
+        return False
+    slots = engine.compute_slots(
+        staff.schedule, [info.rule], rules.first_date, rules.last_date, starts_at, starts_at + 1
+    )
+    return any(
+        s.starts_at == starts_at and s.held_until is None and (ends_at is None or s.ends_at == ends_at)
+        for s in slots
+    )
