@@ -35,6 +35,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
+from operator import attrgetter
+from typing import NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -361,26 +363,35 @@ _set_ends = Slot.__dict__["ends_at"].__set__
 _set_held = Slot.__dict__["held_until"].__set__
 
 
-def _make_slots(
+def _append_slots(
+    out: list[Slot],
     staff_id: UUID,
     service_id: UUID,
-    rows: Iterable[tuple[int, UUID | None, int | None]],
+    location_id: UUID | None,
+    starts: list[int],
+    held: dict[int, int],
     duration_s: int,
-) -> list[Slot]:
+) -> None:
+    """Append the slots of one window; ``held`` maps an index in ``starts`` to held_until."""
     if not _FAST_SLOT:
-        return [Slot(staff_id, service_id, loc, t, t + duration_s, held) for t, loc, held in rows]
-    out: list[Slot] = []
+        out.extend(
+            Slot(staff_id, service_id, location_id, t, t + duration_s, held.get(i))
+            for i, t in enumerate(starts)
+        )
+        return
     append = out.append
-    for t, loc, held in rows:
+    for i, t in enumerate(starts):
         slot = _new(Slot)
         _set_staff(slot, staff_id)
         _set_service(slot, service_id)
-        _set_location(slot, loc)
+        _set_location(slot, location_id)
         _set_starts(slot, t)
         _set_ends(slot, t + duration_s)
-        _set_held(slot, held)
+        _set_held(slot, held.get(i) if held else None)
         append(slot)
-    return out
+
+
+_starts_at = attrgetter("starts_at")
 
 
 class _BusyIndex:
@@ -479,18 +490,28 @@ def _service_params(service: ServiceRule) -> tuple[int, int, int, int]:
     return duration_s, step_s, service.buffer_before_min * 60, service.buffer_after_min * 60
 
 
-def _generate(
-    staff_id: UUID,
+class SlotRun(NamedTuple):
+    """Consecutive slots of one service in one window: what materialization encodes
+    without building a Slot per start. ``held`` maps an index in ``starts`` to held_until."""
+
+    service_id: UUID
+    location_id: UUID | None
+    duration_s: int
+    starts: list[int]
+    held: dict[int, int]
+
+
+def _generate_runs(
     service: ServiceRule,
     windows: Sequence[Window],
     lo: int,
     hi: int,
     busy: _BusyIndex,
     holds: _HoldIndex,
-) -> list[Slot]:
+) -> list[SlotRun]:
     duration_s, step_s, before_s, after_s = _service_params(service)
     span_s = duration_s + after_s
-    rows: list[tuple[int, UUID | None, int | None]] = []
+    runs: list[SlotRun] = []
     overlapping = False
     prev_end: int | None = None
     for w in windows:
@@ -503,24 +524,48 @@ def _generate(
         if not starts:
             continue
         held = _held_until(starts, holds, before_s, span_s) if holds.holds else {}
-        loc = w.location_id
-        if held:
-            rows.extend((t, loc, held.get(i)) for i, t in enumerate(starts))
-        else:
-            rows.extend((t, loc, None) for t in starts)
+        runs.append(SlotRun(service.id, w.location_id, duration_s, starts, held))
     if overlapping:
-        # Windows of different locations overlap in time (conflicting rules). Order by
-        # start and keep one slot per start: SPEC §3 derives a slot's id from staff,
-        # service and start only, so two slots at one start would share an id. The slot
-        # of the window listed first (earliest start, then end, then location id) wins;
-        # sort() is stable, so that is the first row for each start.
-        rows.sort(key=lambda r: r[0])
-        deduped: list[tuple[int, UUID | None, int | None]] = []
-        for row in rows:
-            if not deduped or deduped[-1][0] != row[0]:
-                deduped.append(row)
-        rows = deduped
-    return _make_slots(staff_id, service.id, rows, duration_s)
+        runs = _dedupe_starts(runs)
+    return runs
+
+
+def _dedupe_starts(runs: list[SlotRun]) -> list[SlotRun]:
+    """Windows of different locations overlap in time (conflicting rules). Order by start
+    and keep one slot per start: SPEC §3 derives a slot's id from staff, service and start
+    only, so two slots at one start would share an id. The slot of the window listed first
+    (earliest start, then end, then location id) wins; sort() is stable, so that is the
+    first slot for each start."""
+    items = [(t, r.location_id, r.held.get(i)) for r in runs for i, t in enumerate(r.starts)]
+    items.sort(key=lambda x: x[0])
+    out: list[SlotRun] = []
+    last_start: int | None = None
+    for t, location_id, held_until in items:
+        if t == last_start:
+            continue
+        last_start = t
+        if not out or out[-1].location_id != location_id:
+            out.append(SlotRun(runs[0].service_id, location_id, runs[0].duration_s, [], {}))
+        run = out[-1]
+        if held_until is not None:
+            run.held[len(run.starts)] = held_until
+        run.starts.append(t)
+    return out
+
+
+def _generate(
+    staff_id: UUID,
+    service: ServiceRule,
+    windows: Sequence[Window],
+    lo: int,
+    hi: int,
+    busy: _BusyIndex,
+    holds: _HoldIndex,
+) -> list[Slot]:
+    out: list[Slot] = []
+    for run in _generate_runs(service, windows, lo, hi, busy, holds):
+        _append_slots(out, staff_id, service.id, run.location_id, run.starts, run.held, run.duration_s)
+    return out
 
 
 def generate_slots(
@@ -569,6 +614,27 @@ def compute_slots(
     for service in services:
         out.extend(_generate(schedule.staff_id, service, windows, lo, hi, busy, holds))
     return out
+
+
+def slot_runs(
+    schedule: StaffSchedule,
+    services: Sequence[ServiceRule],
+    first: date,
+    last: date,
+    lo: int,
+    hi: int,
+) -> list[SlotRun]:
+    """The same slots as :func:`compute_slots`, as runs of starts (no object per slot).
+    Materialization encodes these straight into COPY rows."""
+    windows = merged_windows(schedule, first, last)
+    if not windows:
+        return []
+    busy = _BusyIndex(schedule.busy)
+    holds = _HoldIndex(schedule.holds)
+    runs: list[SlotRun] = []
+    for service in services:
+        runs.extend(_generate_runs(service, windows, lo, hi, busy, holds))
+    return runs
 
 
 # ---------------------------------------------------------------------------------------

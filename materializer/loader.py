@@ -229,4 +229,3 @@ def load_rules(
         services=services,
         staff=staff,
     )
-

@@ -40,7 +40,9 @@ def compute_on_demand(
     if staff_id is not None:
         staff_ids = [staff_id]
     else:
-        rows = conn.execute(query("staff_of_service"), {"tenant_id": tenant.id, "service_id": service_id})
+        rows = conn.execute(
+            query("staff_of_service"), {"tenant_id": tenant.id, "service_id": service_id}
+        )
         staff_ids = [r[0] for r in rows.fetchall()]
     if not staff_ids:
         return []
@@ -52,7 +54,9 @@ def compute_on_demand(
     for sid, staff in rules.staff.items():
         if staff.active and sid in info.staff_ids:
             out.extend(
-                engine.compute_slots(staff.schedule, [info.rule], rules.first_date, rules.last_date, lo, hi)
+                engine.compute_slots(
+                    staff.schedule, [info.rule], rules.first_date, rules.last_date, lo, hi
+                )
             )
     out.sort(key=lambda s: (s.starts_at, str(s.staff_id)))
     return out
@@ -84,16 +88,30 @@ def slot_is_valid(
     if not horizon.start <= starts_at < horizon.end:
         return False
     rules = load_rules(
-        conn, tenant, staff_ids=[staff_id], lo=starts_at, hi=starts_at + 1, now=now, ignore_booking=ignore_booking
+        conn,
+        tenant,
+        staff_ids=[staff_id],
+        lo=starts_at,
+        hi=starts_at + 1,
+        now=now,
+        ignore_booking=ignore_booking,
     )
     staff = rules.staff.get(staff_id)
     info = rules.services.get(service_id)
-    if staff is None or info is None or not staff.active or not info.active or staff_id not in info.staff_ids:
+    if (
+        staff is None
+        or info is None
+        or not staff.active
+        or not info.active
+        or staff_id not in info.staff_ids
+    ):
         return False
     slots = engine.compute_slots(
         staff.schedule, [info.rule], rules.first_date, rules.last_date, starts_at, starts_at + 1
     )
     return any(
-        s.starts_at == starts_at and s.held_until is None and (ends_at is None or s.ends_at == ends_at)
+        s.starts_at == starts_at
+        and s.held_until is None
+        and (ends_at is None or s.ends_at == ends_at)
         for s in slots
     )

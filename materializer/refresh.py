@@ -18,6 +18,7 @@ from uuid import UUID
 from psycopg.copy import QueuedLibpqWriter
 
 from materializer import engine
+from materializer.engine import SlotRun
 from materializer.horizon import from_epoch
 from materializer.loader import Conn, LoadedRules, Tenant, load_rules
 from materializer.model import Slot
@@ -34,10 +35,17 @@ Progress = Callable[[int], None]
 @dataclass(frozen=True, slots=True)
 class WindowResult:
     staff: int
-    slots_written: int
-    slots_deleted: int
+    slots_written: int  # rows inserted
+    slots_deleted: int  # rows removed
     lo: int
     hi: int
+    slots_total: int = 0  # slots the window holds now
+
+
+# Windows at least this long are applied as a diff through the staging table; shorter
+# ones (the worker's targeted recomputes) are replaced outright, which is cheaper for a
+# few hundred rows.
+DIFF_APPLY_MIN_S = 7 * 86_400
 
 
 def compute(rules: LoadedRules, lo: int, hi: int) -> dict[UUID, list[Slot]]:
@@ -101,35 +109,45 @@ def _uuid_field(u: UUID | None) -> bytes:
     return _NULL if u is None else struct.pack(">i", 16) + u.bytes
 
 
-def encode_slots(tenant_id: UUID, slots: Iterable[Slot]) -> Iterator[bytes]:
-    """Rows of ``copy_slots`` in PostgreSQL's binary COPY format, in ~1 MiB chunks."""
+def encode_runs(tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]]) -> Iterator[bytes]:
+    """(staff_id, run) pairs as rows of ``copy_slots`` in PostgreSQL's binary COPY format,
+    a chunk per run batch."""
     heads: dict[tuple[UUID, UUID], bytes] = {}
-    middles: dict[tuple[UUID, UUID, UUID | None], bytes] = {}
     tenant_field = _uuid_field(tenant_id)
     pack_times = _TIMES.pack
     pack_held = _HELD.pack
+    null = _NULL
     buf: list[bytes] = [_COPY_HEADER]
     size = 0
-    for s in slots:
-        key = (s.staff_id, s.service_id)
+    for staff_id, run in runs:
+        key = (staff_id, run.service_id)
         head = heads.get(key)
         if head is None:
             # 8 fields; tenant_id; id = 24 hex prefix + 8 hex start minute (32 bytes)
-            prefix = slot_id_prefix(tenant_id, s.staff_id, s.service_id).encode()
+            prefix = slot_id_prefix(tenant_id, staff_id, run.service_id).encode()
             head = heads[key] = struct.pack(">h", 8) + tenant_field + struct.pack(">i", 32) + prefix
-        mkey = (s.staff_id, s.service_id, s.location_id)
-        middle = middles.get(mkey)
-        if middle is None:
-            middle = middles[mkey] = _uuid_field(s.staff_id) + _uuid_field(s.service_id) + _uuid_field(s.location_id)
-        held = _NULL if s.held_until is None else pack_held(8, (s.held_until - _PG_EPOCH_S) * 1_000_000)
-        buf.append(
-            head
-            + b"%08x" % (s.starts_at // 60)
-            + middle
-            + pack_times(8, (s.starts_at - _PG_EPOCH_S) * 1_000_000, 8, (s.ends_at - _PG_EPOCH_S) * 1_000_000)
-            + held
-        )
-        size += 1
+        middle = _uuid_field(staff_id) + _uuid_field(run.service_id) + _uuid_field(run.location_id)
+        d_us = run.duration_s * 1_000_000
+        if run.held:
+            held = run.held
+            buf.extend(
+                head
+                + b"%08x" % (t // 60)
+                + middle
+                + pack_times(8, (t - _PG_EPOCH_S) * 1_000_000, 8, (t - _PG_EPOCH_S) * 1_000_000 + d_us)
+                + (null if (h := held.get(i)) is None else pack_held(8, (h - _PG_EPOCH_S) * 1_000_000))
+                for i, t in enumerate(run.starts)
+            )
+        else:
+            buf.extend(
+                head
+                + b"%08x" % (t // 60)
+                + middle
+                + pack_times(8, (t - _PG_EPOCH_S) * 1_000_000, 8, (t - _PG_EPOCH_S) * 1_000_000 + d_us)
+                + null
+                for t in run.starts
+            )
+        size += len(run.starts)
         if size >= 8192:
             yield b"".join(buf)
             buf.clear()
@@ -138,13 +156,23 @@ def encode_slots(tenant_id: UUID, slots: Iterable[Slot]) -> Iterator[bytes]:
     yield b"".join(buf)
 
 
-def copy_slots(conn: Conn, tenant_id: UUID, slots: Iterable[Slot]) -> int:
-    """COPY slots into availability_slots; returns how many were written."""
+def slots_as_runs(slots: Iterable[Slot]) -> Iterator[tuple[UUID, SlotRun]]:
+    """Single-slot runs, for callers that hold Slot objects (tests, on-demand paths)."""
+    for s in slots:
+        held = {} if s.held_until is None else {0: s.held_until}
+        yield s.staff_id, SlotRun(s.service_id, s.location_id, s.ends_at - s.starts_at, [s.starts_at], held)
+
+
+def copy_slots(
+    conn: Conn, tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]], *, statement: str = "copy_slots"
+) -> int:
+    """COPY (staff_id, run) pairs into availability_slots (or the staging table); returns
+    how many rows were sent."""
     with conn.cursor() as cur:
         # The queued writer sends on a thread of its own, so encoding the next chunk in
         # Python overlaps with the network and the server's work on the last one.
-        with cur.copy(query("copy_slots"), writer=QueuedLibpqWriter(cur)) as cp:
-            for chunk in encode_slots(tenant_id, slots):
+        with cur.copy(query(statement), writer=QueuedLibpqWriter(cur)) as cp:
+            for chunk in encode_runs(tenant_id, runs):
                 cp.write(chunk)
         return max(cur.rowcount, 0)
 
@@ -173,22 +201,26 @@ def recompute_in_transaction(
     if lo >= hi:
         return WindowResult(len(staff_ids), 0, 0, lo, hi)
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
-    deleted = conn.execute(
-        query("delete_window"),
-        {"tenant_id": tenant.id, "staff_ids": staff_ids, "lo": from_epoch(lo), "hi": from_epoch(hi)},
-    ).rowcount
+    window = {"tenant_id": tenant.id, "staff_ids": staff_ids, "lo": from_epoch(lo), "hi": from_epoch(hi)}
 
-    def all_slots() -> Iterator[Slot]:
+    def all_runs() -> Iterator[tuple[UUID, SlotRun]]:
         for sid, staff in rules.staff.items():
             if staff.active and staff.services:
-                yield from engine.compute_slots(
-                    staff.schedule, staff.services, rules.first_date, rules.last_date, lo, hi
-                )
+                for run in engine.slot_runs(staff.schedule, staff.services, rules.first_date, rules.last_date, lo, hi):
+                    yield sid, run
             if progress:
                 progress(1)
 
-    written = copy_slots(conn, tenant.id, all_slots())
-    return WindowResult(len(staff_ids), written, deleted, lo, hi)
+    if hi - lo < DIFF_APPLY_MIN_S:
+        deleted = conn.execute(query("delete_window"), window).rowcount
+        total = written = copy_slots(conn, tenant.id, all_runs())
+    else:
+        conn.execute(query("create_stage"))
+        total = copy_slots(conn, tenant.id, all_runs(), statement="copy_stage")
+        conn.execute(query("analyze_stage"))
+        deleted = conn.execute(query("diff_delete"), window).rowcount
+        written = conn.execute(query("diff_insert")).rowcount
+    return WindowResult(len(staff_ids), written, deleted, lo, hi, total)
 
 
 def all_staff_ids(conn: Conn, tenant_id: UUID) -> list[UUID]:
@@ -222,7 +254,7 @@ def refresh(
     if on_staff_count:
         on_staff_count(len(ids))
     horizon = tenant.horizon(now)
-    written = deleted = 0
+    written = deleted = total = 0
     win_lo, win_hi = horizon.clip(lo, hi)
     chunks = [ids[i : i + FULL_REFRESH_CHUNK] for i in range(0, len(ids), FULL_REFRESH_CHUNK)] or [[]]
     for i, chunk in enumerate(chunks):
@@ -241,6 +273,7 @@ def refresh(
                 r = recompute_in_transaction(conn, tenant, chunk, lo=lo, hi=hi, now=now, progress=progress)
                 written += r.slots_written
                 deleted += r.slots_deleted
+                total += r.slots_total
             if i == len(chunks) - 1:
                 conn.execute(
                     query("record_refresh"),
@@ -251,8 +284,8 @@ def refresh(
                         "horizon_start": from_epoch(horizon.start),
                         "horizon_end": from_epoch(horizon.end),
                         "staff_count": len(ids),
-                        "slots_written": written,
+                        "slots_written": total,
                         "drift": None,
                     },
                 )
-    return WindowResult(len(ids), written, deleted, win_lo, win_hi)
+    return WindowResult(len(ids), written, deleted, win_lo, win_hi, total)

@@ -101,8 +101,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             )
         elapsed = time.perf_counter() - started
     print(
-        f"refreshed {tenant.slug}: {result.staff} staff, {result.slots_written} slots written, "
-        f"{result.slots_deleted} replaced, in {elapsed:.2f}s"
+        f"refreshed {tenant.slug}: {result.staff} staff, {result.slots_total} slots "
+        f"({result.slots_written} written, {result.slots_deleted} removed) in {elapsed:.2f}s"
     )
     return 0
 
@@ -123,8 +123,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     def show(kind: str, sid: str, key: tuple[object, ...]) -> None:
         staff, service, _loc, start, end, _held = key
-        print(f"  {kind:<10} {sid}  staff={staff} service={service} {from_epoch(int(str(start))):%Y-%m-%d %H:%M}Z"
-              f"-{from_epoch(int(str(end))):%H:%M}Z")
+        print(
+            f"  {kind:<10} {sid}  staff={staff} service={service} {from_epoch(int(str(start))):%Y-%m-%d %H:%M}Z"
+            f"-{from_epoch(int(str(end))):%H:%M}Z"
+        )
 
     if drift.total == 0:
         print(f"{tenant.slug}: no drift ({drift.actual_count} slots match a full recomputation)")
@@ -159,18 +161,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if not args.reset:
                 print(f"demo tenant '{DEMO_SLUG}' already exists (use --reset to load it again)")
                 return 0
-            conn.execute("DELETE FROM bookings WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)", (DEMO_SLUG,))
-            conn.execute("DELETE FROM availability_slots WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)",
-                         (DEMO_SLUG,))
+            conn.execute(
+                "DELETE FROM bookings WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)", (DEMO_SLUG,)
+            )
+            conn.execute(
+                "DELETE FROM availability_slots WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)",
+                (DEMO_SLUG,),
+            )
             conn.execute("DELETE FROM tenants WHERE slug = %s", (DEMO_SLUG,))
         load_demo(conn)
         conn.commit()
         result = refresh(conn, load_tenant(conn, DEMO_SLUG))
         # The rows we just wrote enqueued recomputes of what refresh already covered.
-        conn.execute("DELETE FROM recompute_requests WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)",
-                     (DEMO_SLUG,))
+        conn.execute(
+            "DELETE FROM recompute_requests WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)", (DEMO_SLUG,)
+        )
         conn.commit()
-    print(f"demo tenant '{DEMO_SLUG}' loaded: {result.staff} staff, {result.slots_written} slots materialized")
+    print(f"demo tenant '{DEMO_SLUG}' loaded: {result.staff} staff, {result.slots_total} slots materialized")
     return 0
 
 

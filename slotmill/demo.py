@@ -81,16 +81,33 @@ def load_demo(conn: Conn, *, today: date | None = None) -> UUID:
     # Chloé: a training afternoon every other Monday.
     mon = _next_weekday(today, 1)
     seed.override(
-        conn, t, chloe, mon, available=False, start="12:00", end="15:00", rrule="FREQ=WEEKLY;INTERVAL=2", reason="Training"
+        conn,
+        t,
+        chloe,
+        mon,
+        available=False,
+        start="12:00",
+        end="15:00",
+        rrule="FREQ=WEEKLY;INTERVAL=2",
+        reason="Training",
     )
 
     # Ben is away for two days next week.
     thu = _next_weekday(today, 4)
-    seed.time_off(conn, t, ben, _at(thu, 0, 0, "Europe/London"), _at(thu + timedelta(days=2), 0, 0, "Europe/London"), "Holiday")
+    seed.time_off(
+        conn, t, ben, _at(thu, 0, 0, "Europe/London"), _at(thu + timedelta(days=2), 0, 0, "Europe/London"), "Holiday"
+    )
     # Diego's dentist appointment from his calendar.
     tue = _next_weekday(today, 2)
-    seed.busy(conn, t, diego, _at(tue, 11, 0, "America/New_York"), _at(tue, 12, 30, "America/New_York"),
-              source="google", external_id="evt-dentist")
+    seed.busy(
+        conn,
+        t,
+        diego,
+        _at(tue, 11, 0, "America/New_York"),
+        _at(tue, 12, 30, "America/New_York"),
+        source="google",
+        external_id="evt-dentist",
+    )
 
     # Some confirmed bookings over the next days.
     for offset, staff_id, service_id, hh, mm, zone, ref in [
@@ -106,7 +123,9 @@ def load_demo(conn: Conn, *, today: date | None = None) -> UUID:
         duration = {cut: 45, colour: 120, beard: 20}[service_id]
         try:
             with conn.transaction():
-                seed.booking(conn, t, staff_id, service_id, start, start + timedelta(minutes=duration), customer_ref=ref)
+                seed.booking(
+                    conn, t, staff_id, service_id, start, start + timedelta(minutes=duration), customer_ref=ref
+                )
         except psycopg.errors.ExclusionViolation:
             pass  # cannot happen on a fresh tenant; a booking on a day off is harmless
     return t

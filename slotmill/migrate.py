@@ -51,7 +51,7 @@ def migrate(url: str) -> list[int]:
                         )
                     continue
                 with conn.transaction():
-                    conn.execute(m.sql)  # type: ignore[call-overload]
+                    conn.execute(m.sql.encode())  # bytes: a script, not a template with placeholders
                     conn.execute(
                         "INSERT INTO slotmill_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                         (m.version, m.name, m.checksum),

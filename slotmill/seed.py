@@ -18,7 +18,7 @@ Conn = psycopg.Connection[Any]
 
 
 def _id(conn: Conn, sql: str, params: Iterable[Any]) -> UUID:
-    row = conn.execute(sql, tuple(params)).fetchone()  # type: ignore[arg-type]
+    row = conn.execute(sql, tuple(params)).fetchone()
     assert row is not None
     return UUID(str(row[0]))
 
@@ -151,7 +151,8 @@ def holiday(
 def time_off(conn: Conn, tenant_id: UUID, staff_id: UUID, start: datetime, end: datetime, reason: str = "") -> UUID:
     return _id(
         conn,
-        "INSERT INTO time_off (tenant_id, staff_id, during, reason) VALUES (%s, %s, tstzrange(%s, %s), %s) RETURNING id",
+        "INSERT INTO time_off (tenant_id, staff_id, during, reason)"
+        " VALUES (%s, %s, tstzrange(%s, %s), %s) RETURNING id",
         (tenant_id, staff_id, start, end, reason),
     )
 

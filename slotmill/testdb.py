@@ -32,7 +32,7 @@ TEMPLATE_LOCK_KEY = 0x736C6F7474706C  # "slottpl"
 def with_database(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
-    return make_conninfo("", **params)  # type: ignore[arg-type]
+    return make_conninfo("", **params)
 
 
 def docker_answers() -> bool:

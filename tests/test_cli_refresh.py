@@ -52,7 +52,8 @@ def test_refresh_then_verify_clean_then_tampered(salon: str, capsys: pytest.Capt
         c.execute("DELETE FROM availability_slots WHERE id = (SELECT id FROM availability_slots ORDER BY id LIMIT 1)")
         c.execute(
             "INSERT INTO availability_slots (tenant_id, id, staff_id, service_id, starts_at, ends_at)"
-            " SELECT tenant_id, 'bogus', staff_id, service_id, starts_at, ends_at FROM availability_slots LIMIT 1"
+            " SELECT tenant_id, 'bogus', staff_id, service_id, starts_at + interval '1 minute', ends_at"
+            " FROM availability_slots LIMIT 1"
         )
     assert main(["verify", "--tenant", "salon"]) == 1
     out = capsys.readouterr().out

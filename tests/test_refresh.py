@@ -75,13 +75,21 @@ def test_live_hold_marks_held_until_and_expired_hold_does_not(conn: Conn) -> Non
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
     seed.booking(conn, t, s, v, start, start + timedelta(minutes=30), status="held", expires_at=expires)
     seed.booking(
-        conn, t, s, v, start + timedelta(minutes=90), start + timedelta(hours=2),
-        status="held", expires_at=datetime.now(UTC) - timedelta(seconds=5),
+        conn,
+        t,
+        s,
+        v,
+        start + timedelta(minutes=90),
+        start + timedelta(hours=2),
+        status="held",
+        expires_at=datetime.now(UTC) - timedelta(seconds=5),
     )
     conn.commit()
     refresh(conn, load_tenant(conn, "t"))
     rows = conn.execute(
-        "SELECT starts_at, held_until FROM availability_slots WHERE (starts_at AT TIME ZONE 'UTC')::date = %s ORDER BY starts_at", (day,)
+        "SELECT starts_at, held_until FROM availability_slots"
+        " WHERE (starts_at AT TIME ZONE 'UTC')::date = %s ORDER BY starts_at",
+        (day,),
     ).fetchall()
     held = {r[0].strftime("%H:%M") for r in rows if r[1] is not None}
     # blocked [9:45, 11:00) of the hold vs each slot's [t-15, t+60): 08:46 < t < 11:15
@@ -133,7 +141,7 @@ def test_partial_recomputes_converge_to_full(conn: Conn) -> None:
 
 
 def test_inactive_staff_and_services_have_no_slots(conn: Conn) -> None:
-    t, s, v = _tenant(conn)
+    t, s, _v = _tenant(conn)
     seed.template(conn, t, s, range(1, 8), "09:00", "10:00")
     conn.commit()
     tenant = load_tenant(conn, "t")

@@ -123,9 +123,17 @@ def test_concurrent_inserts_of_one_range_leave_one_winner(db_url: str) -> None:
 @pytest.mark.parametrize(
     ("sql", "params", "constraint"),
     [
-        ("INSERT INTO staff (tenant_id, display_name, timezone) VALUES (%s, 'X', 'Mars/Olympus')", (), "staff_timezone_valid"),
+        (
+            "INSERT INTO staff (tenant_id, display_name, timezone) VALUES (%s, 'X', 'Mars/Olympus')",
+            (),
+            "staff_timezone_valid",
+        ),
         ("INSERT INTO staff (tenant_id, display_name, timezone) VALUES (%s, 'X', 'UTC+3')", (), "staff_timezone_valid"),
-        ("INSERT INTO locations (tenant_id, name, timezone) VALUES (%s, 'X', 'Nowhere/City')", (), "locations_timezone_valid"),
+        (
+            "INSERT INTO locations (tenant_id, name, timezone) VALUES (%s, 'X', 'Nowhere/City')",
+            (),
+            "locations_timezone_valid",
+        ),
         (
             "INSERT INTO availability_templates (tenant_id, staff_id, weekday, start_time, end_time)"
             " SELECT %s, id, 1, '10:00', '09:00' FROM staff LIMIT 1",

@@ -1,0 +1,211 @@
+"""`slotmill run`: everything for a first look (SPEC §10).
+
+Resolves the database (the embedded server unless ``DATABASE_URL`` is set), migrates it,
+loads the demo tenant when there is no tenant at all, then runs ``slotmill api`` and
+``slotmill worker`` as child processes pointed at that database, prints where to look, and
+on Ctrl-C or SIGTERM stops both and lets the embedded server stop.
+
+The children get process groups of their own, so a Ctrl-C in the terminal reaches only this
+process, which then stops each child exactly once (a second signal would make uvicorn skip
+its graceful shutdown). On Linux the children also die with this process if it is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from types import FrameType
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from slotmill.config import get_settings
+from slotmill.db import resolve_database_url
+from slotmill.migrate import migrate
+
+log = logging.getLogger("slotmill.run")
+
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: ask Linux to SIGTERM it when we die.
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "slotmill.cli", *args],
+        env=env,
+        process_group=0,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _ensure_demo(url: str) -> str | None:
+    """Load the demo tenant if the database has no tenant; the demo's slot URL query."""
+    from materializer.horizon import local_date
+    from materializer.loader import load_tenant
+    from materializer.refresh import refresh
+    from slotmill.demo import DEMO_SLUG, demo_exists, load_demo
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM tenants)").fetchone()
+        if not (row and row[0]):
+            print("loading the demo tenant ...", flush=True)
+            load_demo(conn)
+            conn.commit()
+            tenant = load_tenant(conn, DEMO_SLUG)
+            refresh(conn, tenant)
+            # The rows just written queued recomputes of what refresh already covered.
+            conn.execute("DELETE FROM recompute_requests WHERE tenant_id = %s", (tenant.id,))
+            conn.commit()
+        if not demo_exists(conn):
+            return None
+        tenant = load_tenant(conn, DEMO_SLUG)
+        service = conn.execute(
+            "SELECT id FROM services WHERE tenant_id = %s AND active ORDER BY name = 'Haircut' DESC, name LIMIT 1",
+            (tenant.id,),
+        ).fetchone()
+    if service is None:
+        return None
+    today = local_date(int(time.time()), tenant.zone)
+    week = today + timedelta(days=6)
+    return f"/v1/tenants/{DEMO_SLUG}/slots?service_id={service[0]}&from={today}&to={week}"
+
+
+def _describe(url: str) -> str:
+    """Where the database is, without its password."""
+    try:
+        p = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(DATABASE_URL)"
+    host = p.get("host") or "localhost"
+    where = f"{host}:{p['port']}" if p.get("port") and not str(host).startswith("/") else str(host)
+    return f"{p.get('dbname', '')} on {where}"
+
+
+def _wait_ready(base: str, api: subprocess.Popen[bytes], stop: threading.Event) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.is_set():
+        if api.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        stop.wait(0.2)
+    return False
+
+
+def _stop(children: dict[str, subprocess.Popen[bytes]]) -> bool:
+    """SIGTERM every child still running, wait, then SIGKILL stragglers; True if all ended
+    cleanly by themselves."""
+    clean = True
+    for p in children.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for name, p in children.items():
+        try:
+            code = p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in time; killing it", name)
+            p.kill()
+            code = p.wait()
+        # uvicorn re-raises the signal it shut down for, so "killed by SIGTERM" after a
+        # graceful stop is a clean exit too.
+        if code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
+            log.warning("%s exited with status %s", name, code)
+            clean = False
+    return clean
+
+
+def run_all(host: str, port: int) -> int:
+    settings = get_settings()
+    embedded = not settings.database_url
+    if embedded:
+        print(f"starting the embedded PostgreSQL under {settings.home} ...", flush=True)
+    url = resolve_database_url(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        applied = migrate(url)
+        if applied:
+            print(f"applied migrations {', '.join(map(str, applied))}", flush=True)
+        demo_path = _ensure_demo(url)
+
+        env = {k: v for k, v in os.environ.items() if k != "SLOTMILL_DATABASE_URL"}
+        env["DATABASE_URL"] = url
+        children["api"] = _spawn(
+            ["api", "--host", host, "--port", str(port), "--workers", "1"],
+            {**env, "SLOTMILL_DEMO_MODE": "1"},
+        )
+        children["worker"] = _spawn(["worker"], env)
+
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+        base = f"http://{shown}:{port}"
+        if not _wait_ready(base, children["api"], stop):
+            if stop.is_set():
+                return 0 if _stop(children) else 1
+            print(f"slotmill: error: the API did not become ready at {base}/readyz", file=sys.stderr)
+            _stop(children)
+            return 1
+        lines = [
+            "",
+            "slotmill is running",
+            f"  API         {base}/",
+            f"  widget      {base}/widget/",
+            f"  OpenAPI     {base}/openapi.json",
+            f"  metrics     {base}/metrics",
+        ]
+        if demo_path:
+            lines.append(f"  demo slots  {base}{demo_path}")
+        lines += [
+            f"  database    {_describe(url)}{' (embedded)' if embedded else ''}",
+            f"  processes   api pid {children['api'].pid}, worker pid {children['worker'].pid}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+        while not stop.wait(0.5):
+            ended = [name for name, p in children.items() if p.poll() is not None]
+            if ended:
+                print(f"slotmill: error: {', '.join(ended)} exited; stopping", file=sys.stderr)
+                _stop(children)
+                return 1
+        print("stopping ...", flush=True)
+        return 0 if _stop(children) else 1
+    finally:
+        if any(p.poll() is None for p in children.values()):
+            _stop(children)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if embedded:
+            from slotmill.embedded import embedded_server
+
+            # Lets go of this process's handle: the server stops when no process holds one.
+            embedded_server(settings.home).stop()
