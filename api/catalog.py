@@ -1,0 +1,46 @@
+"""Public catalog of a tenant (services, staff, locations) for booking widgets.
+
+SPEC §9 has no public way to learn what can be booked and with whom, yet every widget needs
+it before its first slot read. Read-only, no key, no customer data, rate-limited like the
+slot reads: one SQL statement (``read_catalog``) builds the JSON in PostgreSQL and the
+handler passes the text through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from api.errors import not_found
+from api.models import tenant_slug
+from api.ratelimit import client_address
+from sql import query
+
+# Services and staff change rarely; a minute of staleness spares the database a read per
+# page view and is far shorter than anyone takes to pick a slot.
+CACHE_CONTROL = "public, max-age=60"
+
+
+async def read_catalog(request: Request) -> Response:
+    state = request.app.state
+    limiter = getattr(state, "read_limiter", None)
+    if limiter is not None and limiter.enabled:
+        trust = state.settings.trust_forwarded_for
+        limiter.check(client_address(request, trust_forwarded_for=trust))
+    slug = tenant_slug(request.path_params["slug"])
+    pool: AsyncConnectionPool[Any] = state.pool
+    async with pool.connection() as conn:
+        cur = await conn.execute(query("read_catalog"), {"slug": slug})
+        row = await cur.fetchone()
+    if row is None:
+        raise not_found("tenant", f"no tenant {slug!r}")
+    return Response(row[0], media_type="application/json", headers={"Cache-Control": CACHE_CONTROL})
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/tenants/{slug}/catalog", read_catalog, methods=["GET"], name="catalog"),
+]

@@ -1,0 +1,101 @@
+"""Demo-only routes (the widget's confirm-on-behalf). Mounted only in demo mode.
+
+Confirming a hold needs the tenant's secret key (SPEC §9), which a public page must never
+hold. So in demo mode (``SLOTMILL_DEMO_MODE=1``, set by ``slotmill run``) the server confirms
+on the page's behalf: the host confirm itself (``api.host.confirm``), in-process, in one
+transaction: live-hold check (410 expired, 409 not held), re-check against the current rules,
+confirmed, now-impossible slots removed. The customer is recorded as ``demo:<name>``.
+Without demo mode the route does not exist at all (a 404 like any unknown path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from typing import Annotated
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from api import host
+from api.errors import ProblemError, not_found
+from api.models import ConfirmIn, parse_json_object, parse_model, parse_uuid, tenant_slug
+from api.ratelimit import client_address
+from materializer.loader import UnknownTenant, load_tenant
+
+CUSTOMER_PREFIX = "demo:"
+
+
+def _printable(value: str) -> str:
+    # A name is shown back on pages and in admin tools: no NULs, newlines or other controls.
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_printable),
+]
+
+
+class DemoConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+
+
+def _confirm(pool: ConnectionPool, slug: str, hold_id: UUID, name: str) -> host.Outcome:
+    failure: ProblemError | None = None
+    try:
+        with pool.connection() as conn, conn.transaction():
+            try:
+                tenant = load_tenant(conn, slug)
+            except UnknownTenant:
+                raise not_found("tenant", f"no tenant {slug!r}") from None
+            try:
+                req = ConfirmIn(customer_ref=CUSTOMER_PREFIX + name)
+                outcome = host.confirm(conn, tenant, hold_id=hold_id, req=req)
+            except ProblemError as err:
+                # Committed like a host call's outcome: a lapsed hold stays marked expired.
+                failure = err
+    except psycopg.errors.IntegrityError as e:
+        # A host wrote a conflicting booking directly; nothing was changed here.
+        detail = e.diag.message_primary or str(e)
+        raise ProblemError(409, "booking_conflict", "Booking conflict", detail) from None
+    if failure is not None:
+        raise failure
+    return outcome
+
+
+async def confirm_for_demo(request: Request) -> Response:
+    state = request.app.state
+    # A public write, like a hold: the same per-address budget.
+    limiter = getattr(state, "hold_limiter", None)
+    if limiter is not None and limiter.enabled:
+        trust = state.settings.trust_forwarded_for
+        limiter.check(client_address(request, trust_forwarded_for=trust))
+    slug = tenant_slug(request.path_params["slug"])
+    hold_id = parse_uuid(request.path_params["hold_id"], "path.hold_id")
+    req = parse_model(DemoConfirmIn, parse_json_object(await request.body()), "body")
+    outcome = await asyncio.to_thread(_confirm, state.sync_pool, slug, hold_id, req.name)
+    metrics = getattr(state, "metrics", None)
+    if metrics is not None:
+        metrics.confirms.inc()
+    return outcome.response()
+
+
+routes: list[BaseRoute] = [
+    Route(
+        "/v1/demo/tenants/{slug}/holds/{hold_id}/confirm",
+        confirm_for_demo,
+        methods=["POST"],
+        name="demo_confirm",
+    ),
+]
