@@ -4,14 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-db lint bench bench-smoke clean
+.PHONY: install run test test-db lint bench bench-smoke clean lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Runtime dependencies at the versions of requirements.lock, which the image installs too:
+# tests run what production runs, and a new upstream release changes nothing until `make lock`.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 ## Everything for a first look: embedded PostgreSQL, migrations, demo tenant, API + worker.
@@ -35,6 +37,16 @@ bench: install
 
 bench-smoke: install
 	$(BIN)/python -m bench --smoke
+
+## Pin the image's runtime dependencies (requirements.lock) at the versions .venv runs:
+## install the project alone into a scratch venv, constrained to .venv, and freeze that.
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/python -m venv "$$tmp/venv"; \
+	$(BIN)/pip freeze --exclude-editable > "$$tmp/constraints.txt"; \
+	"$$tmp/venv/bin/pip" install -q -c "$$tmp/constraints.txt" .; \
+	{ sed -n '/^#/p' requirements.lock; "$$tmp/venv/bin/pip" freeze --exclude slotmill | LC_ALL=C sort -f; } > "$$tmp/lock"; \
+	mv "$$tmp/lock" requirements.lock
 
 clean:
 	rm -rf $(VENV) .slotmill .pytest_cache .mypy_cache .ruff_cache .hypothesis

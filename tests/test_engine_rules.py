@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -49,12 +50,12 @@ def hm(text: str) -> int:
     return int(h) * 60 + int(m)
 
 
-def tpl(day: date, start: str, end: str, **kw: object) -> TemplateRule:
-    return TemplateRule(day.isoweekday(), hm(start), hm(end), **kw)  # type: ignore[arg-type]
+def tpl(day: date, start: str, end: str, **kw: Any) -> TemplateRule:
+    return TemplateRule(day.isoweekday(), hm(start), hm(end), **kw)
 
 
-def schedule(zone: str = "UTC", **kw: object) -> StaffSchedule:
-    return StaffSchedule(STAFF, zone, **kw)  # type: ignore[arg-type]
+def schedule(zone: str = "UTC", **kw: Any) -> StaffSchedule:
+    return StaffSchedule(STAFF, zone, **kw)
 
 
 def spans(windows: list[Window]) -> list[tuple[int, int]]:
@@ -65,7 +66,7 @@ def starts(slots: list[Slot]) -> list[int]:
     return [s.starts_at for s in slots]
 
 
-def nine_to_five(day: date = MONDAY, **kw: object) -> StaffSchedule:
+def nine_to_five(day: date = MONDAY, **kw: Any) -> StaffSchedule:
     return schedule(templates=(tpl(day, "09:00", "17:00"),), **kw)
 
 
