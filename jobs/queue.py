@@ -1,0 +1,318 @@
+"""The recompute queue (SPEC §8): claim a group of requests, coalesce them into windows,
+recompute those windows and retire the requests, all in one transaction.
+
+A group is every free request of one (tenant, staff_id) pair; ``staff_id`` NULL stands for
+every staff member of the tenant and is a group of its own. Claims use ``FOR UPDATE SKIP
+LOCKED``, so any number of workers drain the queue together, and a request leaves the queue
+only in the commit that writes its result: a worker that dies mid-way rolls back, and the
+requests are claimed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import dict_row
+
+from materializer import engine
+from materializer.horizon import Horizon, from_epoch, to_epoch
+from materializer.loader import Conn, Tenant, load_rules, load_tenant_by_id
+from materializer.refresh import FULL_REFRESH_CHUNK, all_staff_ids, recompute_in_transaction
+from sql import query
+
+log = logging.getLogger("slotmill.worker")
+
+DAY_S = 86_400
+# Windows closer than this are recomputed as one: a load of the rules costs more than the
+# slots of the gap.
+MERGE_GAP_S = DAY_S
+# More windows than this in one group: recompute their hull instead (one load, one delete).
+MAX_WINDOWS = 4
+# Requests whose range is a span of busy time (not a change of working windows): only the
+# slots whose blocked range reaches into it can change. Every other reason is a rule change.
+BUSY_REASONS = frozenset({"bookings", "time_off", "busy_times"})
+
+Span = tuple[int, int]
+GroupKey = tuple[UUID, UUID | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: int
+    tenant_id: UUID
+    staff_id: UUID | None
+    whole: bool  # during NULL: the whole horizon
+    lo: int | None  # None: unbounded on that side (or empty, see ``empty``)
+    hi: int | None
+    empty: bool
+    reason: str
+    requested_at: datetime
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Request:
+        return cls(
+            id=r["id"],
+            tenant_id=r["tenant_id"],
+            staff_id=r["staff_id"],
+            whole=r["whole"],
+            lo=None if r["lo"] is None else to_epoch(r["lo"]),
+            hi=None if r["hi"] is None else to_epoch(r["hi"]),
+            empty=r["empty"],
+            reason=r["reason"],
+            requested_at=r["requested_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one claim transaction did."""
+
+    tenant_id: UUID
+    staff_id: UUID | None
+    action: str  # recomputed | expanded | dropped (tenant gone)
+    requests: int
+    windows: int
+    staff: int
+    slots_written: int
+    slots_deleted: int
+    oldest_requested_at: datetime
+    duration_s: float
+
+
+class GroupFailed(Exception):
+    """Recomputing a claimed group failed; its requests stay queued (rolled back)."""
+
+    def __init__(self, key: GroupKey, requests: int) -> None:
+        super().__init__(f"recompute of tenant {key[0]} staff {key[1] or '*'} failed")
+        self.key = key
+        self.requests = requests
+
+
+# ---------------------------------------------------------------------------------------
+# Coalescing: pure functions over instants.
+
+
+def request_spans(
+    requests: Iterable[Request], horizon: Horizon, *, after_s: int, before_s: int
+) -> tuple[bool, list[Span], list[Span]]:
+    """(whole horizon?, busy spans, rule spans) of a group, widened by the services' reach.
+
+    A busy range ``[a, b)`` touches the slots whose blocked range overlaps it, which start
+    in ``(a - after_s, b + before_s)`` where ``after_s`` is the longest duration + buffer
+    after and ``before_s`` the longest buffer before of the tenant's services.
+    """
+    busy: list[Span] = []
+    rules: list[Span] = []
+    for r in requests:
+        if r.whole:
+            return True, [], []
+        if r.empty:
+            continue
+        lo = horizon.start if r.lo is None else r.lo - after_s
+        hi = horizon.end if r.hi is None else r.hi + before_s
+        (busy if r.reason in BUSY_REASONS else rules).append((lo, hi))
+    return False, busy, rules
+
+
+def extend_to_windows(spans: Iterable[Span], windows: Sequence[Span]) -> list[Span]:
+    """Each span grown to cover every working window that intersects it.
+
+    A rule change on one date can split, join or shorten a merged window that runs on into
+    neighbouring dates (across midnight, or a 24-hour schedule), and the grid of every slot
+    in that window is anchored at its start: all of it is recomputed. The windows are the
+    current (new) rules' windows; a window of the old rules that reached out of the span
+    still intersects the span with what is left of it, so it is covered too.
+    """
+    out: list[Span] = []
+    for lo, hi in spans:
+        for s, e in windows:
+            if s < hi and e > lo:
+                lo, hi = min(lo, s), max(hi, e)
+        out.append((lo, hi))
+    return out
+
+
+def merge_spans(
+    spans: Iterable[Span],
+    horizon: Horizon,
+    *,
+    gap: int = MERGE_GAP_S,
+    max_windows: int = MAX_WINDOWS,
+) -> list[Span]:
+    """Spans clipped to the horizon, sorted, with overlapping or close ones joined."""
+    clipped = sorted(horizon.clip(lo, hi) for lo, hi in spans)
+    out: list[Span] = []
+    for lo, hi in clipped:
+        if lo >= hi:
+            continue
+        if out and lo <= out[-1][1] + gap:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    if len(out) > max_windows:
+        return [(out[0][0], max(hi for _, hi in out))]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# One claim transaction.
+
+
+def _claim(conn: Conn, batch: int, skip: Sequence[GroupKey]) -> list[Request]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            query("claim_group"),
+            {
+                "batch": batch,
+                "skip_tenants": [k[0] for k in skip],
+                "skip_staff": [k[1] for k in skip],
+            },
+        ).fetchall()
+    return [Request.from_row(r) for r in rows]
+
+
+def _reach(conn: Conn, tenant_id: UUID) -> tuple[int, int]:
+    row = conn.execute(query("service_reach"), {"tenant_id": tenant_id}).fetchone()
+    if row is None:
+        return 0, 0
+    return int(str(row[0])), int(str(row[1]))
+
+
+def _working_windows(conn: Conn, tenant: Tenant, staff_ids: list[UUID], now: int) -> list[Span]:
+    h = tenant.horizon(now)
+    # Only the windows are wanted: a one-second busy range keeps the busy load small.
+    rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=h.start, hi=h.start + 1, now=now)
+    out: list[Span] = []
+    for staff in rules.staff.values():
+        out.extend((w.start, w.end) for w in engine.merged_windows(staff.schedule, rules.first_date, rules.last_date))
+    return out
+
+
+def _delete(conn: Conn, tenant_id: UUID, requests: Sequence[Request]) -> None:
+    conn.execute(query("delete_requests"), {"tenant_id": tenant_id, "ids": [r.id for r in requests]})
+
+
+def drain_one(
+    conn: Conn,
+    *,
+    batch_size: int = 500,
+    skip: Sequence[GroupKey] = (),
+    chunk: int = FULL_REFRESH_CHUNK,
+    hold_s: float = 0.0,
+) -> Outcome | None:
+    """Claim the oldest free group, recompute it and retire its requests; None when no free
+    request is left. Raises :class:`GroupFailed` (after rolling back) when the recompute fails.
+
+    ``hold_s`` keeps the transaction open that long after the slots are written and before
+    the commit: a test-only hook that makes a recompute slow enough to be interrupted.
+    """
+    started = time.perf_counter()
+    conn.rollback()  # a claim must be the first statement of its own transaction
+    with conn.transaction():
+        requests = _claim(conn, batch_size, skip)
+        if not requests:
+            return None
+        key: GroupKey = (requests[0].tenant_id, requests[0].staff_id)
+        oldest = min(r.requested_at for r in requests)
+        try:
+            outcome = _recompute_group(conn, key, requests, chunk=chunk, hold_s=hold_s)
+        except Exception as e:
+            raise GroupFailed(key, len(requests)) from e
+    action, windows, staff, written, deleted = outcome
+    return Outcome(
+        tenant_id=key[0],
+        staff_id=key[1],
+        action=action,
+        requests=len(requests),
+        windows=windows,
+        staff=staff,
+        slots_written=written,
+        slots_deleted=deleted,
+        oldest_requested_at=oldest,
+        duration_s=time.perf_counter() - started,
+    )
+
+
+def _recompute_group(
+    conn: Conn, key: GroupKey, requests: list[Request], *, chunk: int, hold_s: float
+) -> tuple[str, int, int, int, int]:
+    tenant_id, staff_id = key
+    tenant = load_tenant_by_id(conn, tenant_id)
+    if tenant is None:
+        # The tenant was deleted: nothing to compute, and its slots are garbage now.
+        deleted = conn.execute(query("delete_tenant_slots"), {"tenant_id": tenant_id}).rowcount
+        _delete(conn, tenant_id, requests)
+        return "dropped", 0, 0, 0, deleted
+
+    now = int(time.time())
+    horizon = tenant.horizon(now)
+    after_s, before_s = _reach(conn, tenant_id)
+    whole, busy, rules = request_spans(requests, horizon, after_s=after_s, before_s=before_s)
+    staff_ids = [staff_id] if staff_id is not None else all_staff_ids(conn, tenant_id)
+
+    if staff_id is None and len(staff_ids) > chunk:
+        # Too many staff members for one transaction: hand each its own request (which
+        # grows to its working windows when it is drained).
+        windows = [(horizon.start, horizon.end)] if whole else merge_spans(busy + rules, horizon)
+        conn.execute(
+            query("expand_requests"),
+            {
+                "tenant_id": tenant_id,
+                "los": [None] if whole else [from_epoch(lo) for lo, _ in windows],
+                "his": [None] if whole else [from_epoch(hi) for _, hi in windows],
+                "reason": f"{requests[0].reason} (expanded)",
+            },
+        )
+        deleted = _delete_outside(conn, tenant, staff_ids, horizon) if whole else 0
+        conn.execute(query("notify_recompute"))
+        _delete(conn, tenant_id, requests)
+        return "expanded", len(windows), len(staff_ids), 0, deleted
+
+    if whole:
+        windows = [(horizon.start, horizon.end)]
+    else:
+        if rules and staff_ids:
+            rules = extend_to_windows(rules, _working_windows(conn, tenant, staff_ids, now))
+        windows = merge_spans(busy + rules, horizon)
+    written = deleted = 0
+    if staff_ids:
+        for lo, hi in windows:
+            r = recompute_in_transaction(conn, tenant, staff_ids, lo=lo, hi=hi, now=now)
+            written += r.slots_written
+            deleted += r.slots_deleted
+    if whole and staff_id is None:
+        # A whole-tenant request follows a tenant or location change, possibly a shorter
+        # horizon or another zone: slots outside the new horizon must go too.
+        deleted += _delete_outside(conn, tenant, staff_ids, horizon)
+    if hold_s > 0:
+        log.warning("test hook: holding the recompute transaction open", extra={"ctx_hold_s": hold_s})
+        time.sleep(hold_s)
+    _delete(conn, tenant_id, requests)
+    return "recomputed", len(windows), len(staff_ids), written, deleted
+
+
+def _delete_outside(conn: Conn, tenant: Tenant, staff_ids: list[UUID], horizon: Horizon) -> int:
+    return conn.execute(
+        query("delete_outside"),
+        {
+            "tenant_id": tenant.id,
+            "staff_ids": staff_ids,
+            "lo": from_epoch(horizon.start),
+            "hi": from_epoch(horizon.end),
+        },
+    ).rowcount
+
+
+def queue_depth(conn: Conn) -> tuple[int, float]:
+    """(requests waiting, age of the oldest in seconds)."""
+    row = conn.execute(query("queue_depth")).fetchone()
+    conn.rollback()
+    if row is None:
+        return 0, 0.0
+    return int(str(row[0])), float(str(row[1]))

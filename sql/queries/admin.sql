@@ -1,0 +1,43 @@
+-- Queries of the admin endpoints (api/admin.py): recalculation, status, explain.
+
+-- name: admin_tenant
+-- The tenant a request names, and whether the staff member it names (if any) is one of its.
+SELECT t.id, t.slug, t.name, t.timezone, t.horizon_days, t.settings,
+       %(staff_id)s::uuid IS NULL
+       OR EXISTS (SELECT 1 FROM staff s WHERE s.tenant_id = t.id AND s.id = %(staff_id)s::uuid) AS staff_found
+  FROM tenants t
+ WHERE t.slug = %(slug)s;
+
+-- name: admin_enqueue_recompute
+-- Queue a recalculation like any source change does, and wake the workers (the
+-- notification is delivered when this one-statement transaction commits). during NULL:
+-- the whole horizon; a NULL bound: that edge of the horizon.
+WITH r AS (
+    INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+    VALUES (
+        %(tenant_id)s,
+        %(staff_id)s::uuid,
+        CASE WHEN %(lo)s::timestamptz IS NULL AND %(hi)s::timestamptz IS NULL THEN NULL
+             ELSE tstzrange(%(lo)s::timestamptz, %(hi)s::timestamptz, '[)') END,
+        'admin')
+    RETURNING id
+)
+SELECT r.id, pg_notify('slotmill_recompute', '') FROM r;
+
+-- name: admin_tenant_status
+-- Slot count, the last full refresh, and the tenant's queue (depth, oldest request's age).
+SELECT s.slot_count,
+       f.finished_at AS last_full_at, f.horizon_end AS last_full_horizon_end,
+       f.drift AS last_full_drift, f.slots_written AS last_full_slots_written,
+       f.staff_count AS last_full_staff,
+       q.depth AS queue_depth,
+       extract(epoch FROM clock_timestamp() - q.oldest)::float8 AS oldest_age_s
+  FROM (SELECT count(*) AS slot_count FROM availability_slots WHERE tenant_id = %(tenant_id)s) s
+ CROSS JOIN (SELECT count(*) AS depth, min(requested_at) AS oldest
+               FROM recompute_requests WHERE tenant_id = %(tenant_id)s) q
+  LEFT JOIN LATERAL (
+        SELECT finished_at, horizon_end, drift, slots_written, staff_count
+          FROM refresh_runs
+         WHERE tenant_id = %(tenant_id)s AND kind = 'full'
+         ORDER BY finished_at DESC
+         LIMIT 1) f ON true;
