@@ -280,8 +280,11 @@ $$;
 CREATE FUNCTION slotmill_slot_key(p_tenant uuid, p_id text)
 RETURNS TABLE (staff_id uuid, service_id uuid, starts_at timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- The CASE keeps the hex decoding from running on a malformed id even when the
+    -- planner inlines this function and evaluates the select list before the filter.
     SELECT ss.staff_id, ss.service_id,
-           to_timestamp(('x' || right(p_id, 8))::bit(32)::bigint * 60)
+           CASE WHEN p_id ~ '^[0-9a-f]{32}$'
+                THEN to_timestamp(('x' || right(p_id, 8))::bit(32)::bigint * 60) END
       FROM staff_services ss
      WHERE p_id ~ '^[0-9a-f]{32}$'
        AND ss.tenant_id = p_tenant

@@ -1,0 +1,184 @@
+"""The HTTP application: routes, pools, middleware, problem+json for every error.
+
+``create_app`` is the one entry point (uvicorn's factory, the tests, the benchmarks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from api import admin, catalog, host, public
+from api.db import open_pools
+from api.errors import ProblemError, problem_response
+from api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
+from api.middleware import RequestContextMiddleware
+from api.openapi import openapi_document
+from api.ratelimit import RateLimiter
+from slotmill.config import Settings, get_settings
+from sql import query, schema_version
+
+log = logging.getLogger("slotmill.api")
+
+WIDGET_DIR = Path(__file__).resolve().parent / "widget"
+# Bodies of the JSON endpoints are a few hundred bytes; refuse megabytes early.
+MAX_BODY_BYTES = 64 * 1024
+# A load balancer probes often and must get an answer well before its own timeout.
+READY_TIMEOUT_S = 3.0
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+async def healthz_db(request: Request) -> Response:
+    pool: AsyncConnectionPool[Any] = request.app.state.pool
+    async with pool.connection() as conn:
+        await conn.execute(query("ping"))
+    return JSONResponse({"ok": True})
+
+
+async def readyz(request: Request) -> Response:
+    pool: AsyncConnectionPool[Any] = request.app.state.pool
+    want = schema_version()
+    try:
+        async with pool.connection(timeout=READY_TIMEOUT_S) as conn:
+            cur = await conn.execute(query("schema_version"))
+            row = await cur.fetchone()
+    except Exception as e:  # any failure to ask means "not ready", never a 500
+        raise ProblemError(
+            503,
+            "not_ready",
+            "Database unreachable",
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+        ) from None
+    have = row[0] if row else None
+    # Behind is not ready; ahead is: migrations are forward-only and additive, so during an
+    # upgrade the old processes keep serving (and stay in the load balancer) once the new
+    # version has migrated.
+    if have is None or have < want:
+        raise ProblemError(
+            503,
+            "schema_outdated",
+            "Schema not current",
+            f"database schema version {have}, this build needs {want}: run `slotmill migrate`",
+        )
+    return JSONResponse({"ok": True, "schema_version": have})
+
+
+async def openapi_json(request: Request) -> Response:
+    state = request.app.state
+    doc: bytes | None = getattr(state, "openapi", None)
+    if doc is None:
+        # Built on first use from the routes this app mounts, then kept.
+        doc = state.openapi = openapi_document(request.app.routes)
+    return Response(doc, media_type="application/json")
+
+
+def _instance(request: Request) -> str:
+    return request.url.path
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc, _instance(request))
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Request body too large"),
+}
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code, title = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", "HTTP error"))
+    detail = exc.detail if exc.detail and exc.detail != title else None
+    if exc.status_code == 404 and detail in (None, "Not Found"):
+        detail = f"no route for {request.method} {request.url.path}"
+    err = ProblemError(exc.status_code, code, title, detail, headers=dict(exc.headers or {}))
+    return problem_response(err, _instance(request))
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # Pool exhausted or the server unreachable: a retry later may succeed, so 503 (not 500).
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    err = ProblemError(
+        503,
+        "database_unavailable",
+        "Database unavailable",
+        "the database did not answer in time; retry shortly",
+        headers={"Retry-After": "1"},
+    )
+    return problem_response(err, _instance(request))
+
+
+def build_routes(settings: Settings) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"], name="healthz"),
+        Route("/healthz/db", healthz_db, methods=["GET"], name="healthz_db"),
+        Route("/readyz", readyz, methods=["GET"], name="readyz"),
+        Route("/metrics", metrics_endpoint, methods=["GET"], name="metrics"),
+        Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
+        *public.routes,
+        *host.routes,
+        *catalog.routes,
+        *admin.routes,
+    ]
+    if settings.demo_mode:
+        from api import demo
+
+        routes.extend(demo.routes)
+    if WIDGET_DIR.is_dir():
+        routes.append(Mount("/widget", app=StaticFiles(directory=WIDGET_DIR, html=True), name="widget"))
+    return routes
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pools = await open_pools(settings)
+        app.state.pool = pools.pool
+        app.state.sync_pool = pools.sync_pool
+        app.state.database_url = pools.url
+        try:
+            yield
+        finally:
+            await pools.close()
+
+    app = Starlette(
+        routes=build_routes(settings),
+        middleware=[
+            Middleware(RequestContextMiddleware, max_body_bytes=MAX_BODY_BYTES),
+            Middleware(MetricsMiddleware),
+        ],
+        exception_handlers={
+            ProblemError: _problem,
+            HTTPException: _http_exception,
+            psycopg.OperationalError: _database_unavailable,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = METRICS
+    # In memory, per process (see api/ratelimit.py); 0 disables a limit.
+    app.state.read_limiter = RateLimiter(settings.rate_limit_reads)
+    app.state.hold_limiter = RateLimiter(settings.rate_limit_holds)
+    return app

@@ -1,0 +1,86 @@
+"""Prometheus metrics of the API process, and the pure ASGI middleware that times requests.
+
+Per process: with several uvicorn workers each answers /metrics with its own counts (a
+scrape sees one worker at a time); run one worker per container where exact totals matter.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_SECONDS = Histogram(
+    "slotmill_http_request_duration_seconds",
+    "HTTP request latency by route template, method and status.",
+    ["route", "method", "status"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The business counters, reachable from handlers as ``request.app.state.metrics``."""
+
+    holds_created: Counter
+    hold_conflicts: Counter
+    holds_released: Counter
+    confirms: Counter
+    cancels: Counter
+    reschedules: Counter
+
+
+# Module level: prometheus_client refuses to register a name twice, and tests build many apps.
+METRICS = Metrics(
+    holds_created=Counter("slotmill_holds_created_total", "Holds created."),
+    hold_conflicts=Counter(
+        "slotmill_hold_conflicts_total", "Hold attempts refused: slot not visible or taken."
+    ),
+    holds_released=Counter("slotmill_holds_released_total", "Live holds released by DELETE."),
+    confirms=Counter("slotmill_confirms_total", "Holds confirmed into bookings."),
+    cancels=Counter("slotmill_cancels_total", "Bookings cancelled through the host API."),
+    reschedules=Counter("slotmill_reschedules_total", "Bookings rescheduled through the host API."),
+)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (a bounded label set), never the raw path."""
+    route: BaseRoute | None = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    return "unmatched"
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            REQUEST_SECONDS.labels(route_template(scope), scope["method"], str(status)).observe(
+                time.perf_counter() - start
+            )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

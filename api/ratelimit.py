@@ -1,0 +1,88 @@
+"""Per-client-address rate limits of the public endpoints (SPEC §9).
+
+In memory, per process: with N API worker processes a client gets up to N times the limit,
+and a restart forgets every bucket. That is acceptable for what these limits are for (one
+widget or script hammering the API), costs no database round trip on the hot path, and a
+shared limit belongs in the proxy in front of the API if it is ever needed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+
+from api.errors import ProblemError
+
+# Buckets kept before idle (full) ones are swept: bounds memory under many addresses.
+_SWEEP_AT = 50_000
+
+
+class RateLimiter:
+    """A token bucket per key: ``per_minute`` requests in a burst, refilled evenly over a
+    minute. ``per_minute`` 0 disables the limit."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity > 0
+
+    def hit(self, key: str) -> float:
+        """Take one token; 0.0 when allowed, else the seconds until one is available."""
+        if not self.enabled:
+            return 0.0
+        now = self.clock()
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            if len(self._buckets) >= _SWEEP_AT and key not in self._buckets:
+                self._sweep(now)
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+    def check(self, key: str) -> None:
+        wait = self.hit(key)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise ProblemError(
+                429,
+                "rate_limited",
+                "Too many requests",
+                f"at most {int(self.capacity)} requests a minute from one address;"
+                f" retry in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    def _sweep(self, now: float) -> None:
+        full = [
+            k
+            for k, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self.rate >= self.capacity
+        ]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= _SWEEP_AT * 0.9:
+            # Mostly busy buckets (a flood from many addresses): forget them all rather than
+            # sweep again on every new address.
+            self._buckets.clear()
+
+
+def client_address(request: Request, *, trust_forwarded_for: bool) -> str:
+    """The client's address: the first X-Forwarded-For entry only when a trusted proxy sets
+    it (otherwise any client could pick its own bucket)."""
+    if trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            first = forwarded.split(",", 1)[0].strip()
+            if first:
+                return first
+    return request.client.host if request.client else "unknown"

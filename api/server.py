@@ -1,0 +1,31 @@
+"""Run the API under uvicorn (``slotmill api``)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from slotmill.config import get_settings
+from slotmill.logs import setup_logging
+
+
+def serve(host: str, port: int, workers: int = 1) -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    # "auto" picks uvloop and httptools when installed (uvicorn[standard] installs both).
+    common: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "loop": "auto",
+        "http": "auto",
+        "log_config": None,  # keep our JSON logging
+        "access_log": False,  # RequestContextMiddleware logs each request with its id
+        "proxy_headers": settings.trust_forwarded_for,
+        "lifespan": "on",
+    }
+    if workers > 1:
+        # Workers are separate processes: each imports the app through the factory.
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    else:
+        from api.app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]

@@ -1,0 +1,134 @@
+-- Queries of the public HTTP API (api/public.py): slot reads and probes. A slot read is ONE
+-- statement (SPEC §6) that also builds the JSON body, which the API passes to the client
+-- without decoding it. Read-time rules (slotmill_bookable_from/until, held_until) are
+-- defined once, in sql/migrations/0003_api.sql.
+--
+-- Parameters shared by the reads: %(slug)s, %(service_id)s; the range as either instants
+-- (%(from_at)s, %(to_at)s: starts in [from_at, to_at)) or local dates (%(from_date)s,
+-- %(to_date)s, both inclusive, in %(tz)s else the tenant's zone) with the other pair NULL;
+-- optional %(staff_id)s and %(location_id)s filters (NULL: any).
+
+-- name: read_slots
+-- Per staff member: {"slots": [{"id", "starts_at", "ends_at", "staff_id", "location_id"}]},
+-- plus flags naming what does not exist, for the 404s. Index: availability_slots_read.
+WITH t AS (
+    SELECT id, timezone, horizon_days, settings
+      FROM tenants
+     WHERE slug = %(slug)s
+), v AS (
+    SELECT v.min_notice_minutes, v.max_advance_days
+      FROM t JOIN services v ON v.tenant_id = t.id
+     WHERE v.id = %(service_id)s AND v.active
+), win AS (
+    SELECT greatest(coalesce(%(from_at)s::timestamptz,
+                             %(from_date)s::date::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
+                    slotmill_bookable_from(t.settings, v.min_notice_minutes)) AS lo,
+           least(coalesce(%(to_at)s::timestamptz,
+                          (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
+                 slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)) AS hi
+      FROM t, v
+)
+SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
+       NOT EXISTS (SELECT FROM v) AS no_service,
+       %(staff_id)s::uuid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM t JOIN staff s ON s.tenant_id = t.id
+            WHERE s.id = %(staff_id)s::uuid AND s.active) AS no_staff,
+       %(location_id)s::uuid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM t JOIN locations l ON l.tenant_id = t.id
+            WHERE l.id = %(location_id)s::uuid) AS no_location,
+       (SELECT json_build_object('slots', coalesce(json_agg(json_build_object(
+                   'id', a.id,
+                   'starts_at', slotmill_instant(a.starts_at),
+                   'ends_at', slotmill_instant(a.ends_at),
+                   'staff_id', a.staff_id,
+                   'location_id', a.location_id) ORDER BY a.starts_at, a.staff_id), '[]'::json))::text
+          FROM win
+          JOIN availability_slots a
+            ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
+           AND a.starts_at >= win.lo AND a.starts_at < win.hi
+         WHERE (a.held_until IS NULL OR a.held_until <= now())
+           AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
+           AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)) AS body;
+
+-- name: read_slots_by_time
+-- Any staff (group=time): {"slots": [{"starts_at", "ends_at", "capacity", "candidates"}]}.
+-- candidates: the first %(candidates)s staff ids with a visible slot at that start, by
+-- priority, then fewest confirmed bookings that local day (the staff member's zone), then id.
+WITH t AS (
+    SELECT id, timezone, horizon_days, settings
+      FROM tenants
+     WHERE slug = %(slug)s
+), v AS (
+    SELECT v.min_notice_minutes, v.max_advance_days
+      FROM t JOIN services v ON v.tenant_id = t.id
+     WHERE v.id = %(service_id)s AND v.active
+), win AS (
+    SELECT greatest(coalesce(%(from_at)s::timestamptz,
+                             %(from_date)s::date::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
+                    slotmill_bookable_from(t.settings, v.min_notice_minutes)) AS lo,
+           least(coalesce(%(to_at)s::timestamptz,
+                          (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
+                 slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)) AS hi
+      FROM t, v
+), visible AS (
+    SELECT a.staff_id, a.starts_at, a.ends_at
+      FROM win
+      JOIN availability_slots a
+        ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
+       AND a.starts_at >= win.lo AND a.starts_at < win.hi
+     WHERE (a.held_until IS NULL OR a.held_until <= now())
+       AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
+       AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)
+), crew AS (
+    SELECT s.id, s.priority, coalesce(s.timezone, l.timezone, t.timezone) AS zone
+      FROM t
+      JOIN staff s ON s.tenant_id = t.id
+      LEFT JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
+     WHERE s.id IN (SELECT staff_id FROM visible)
+), booked AS (
+    -- Confirmed bookings per staff member and local day; the window is widened by two
+    -- days so that every local day of a visible start is counted whole, in any zone.
+    SELECT b.staff_id, (b.starts_at AT TIME ZONE c.zone)::date AS day, count(*) AS n
+      FROM crew c
+     CROSS JOIN win
+      JOIN bookings b
+        ON b.tenant_id = (SELECT id FROM t) AND b.staff_id = c.id AND b.status = 'confirmed'
+       AND b.starts_at >= win.lo - interval '48 hours' AND b.starts_at < win.hi + interval '48 hours'
+     GROUP BY 1, 2
+), grouped AS (
+    SELECT x.starts_at, x.ends_at, count(*) AS capacity,
+           (array_agg(x.staff_id ORDER BY c.priority, coalesce(k.n, 0), x.staff_id))[1:%(candidates)s::int] AS candidates
+      FROM visible x
+      JOIN crew c ON c.id = x.staff_id
+      LEFT JOIN booked k ON k.staff_id = x.staff_id AND k.day = (x.starts_at AT TIME ZONE c.zone)::date
+     GROUP BY x.starts_at, x.ends_at
+)
+SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
+       NOT EXISTS (SELECT FROM v) AS no_service,
+       %(staff_id)s::uuid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM t JOIN staff s ON s.tenant_id = t.id
+            WHERE s.id = %(staff_id)s::uuid AND s.active) AS no_staff,
+       %(location_id)s::uuid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM t JOIN locations l ON l.tenant_id = t.id
+            WHERE l.id = %(location_id)s::uuid) AS no_location,
+       (SELECT json_build_object('slots', coalesce(json_agg(json_build_object(
+                   'starts_at', slotmill_instant(g.starts_at),
+                   'ends_at', slotmill_instant(g.ends_at),
+                   'capacity', g.capacity,
+                   'candidates', g.candidates) ORDER BY g.starts_at), '[]'::json))::text
+          FROM grouped g) AS body;
+
+-- name: ping
+-- GET /healthz/db: the baseline the benchmark compares slot reads with.
+SELECT 1;
+
+-- name: schema_version
+-- GET /readyz: the newest migration applied.
+SELECT max(version) FROM slotmill_migrations;
+
+-- name: staff_of_service
+-- On-demand computation (materializer/ondemand.py): who performs a service.
+SELECT staff_id
+  FROM staff_services
+ WHERE tenant_id = %(tenant_id)s AND service_id = %(service_id)s
+ ORDER BY staff_id;

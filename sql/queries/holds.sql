@@ -1,0 +1,285 @@
+-- Holds and bookings (SPEC §7): the public hold/release path (api/public.py, async pool)
+-- and the host's confirm/cancel/reschedule (api/host.py, one transaction on a sync
+-- connection).
+--
+-- Locking: every writer of a staff member's bookings or slots takes that staff member's
+-- advisory lock first (slotmill_staff_lock_key, the key the bookings trigger and the
+-- materializer take). The API takes it in a statement of its own, BEFORE the statement
+-- that reads and writes slots: that statement then gets a snapshot taken after the lock,
+-- so it sees the slot rows a concurrent recompute just committed, and marks or deletes
+-- those (a snapshot from before the lock would miss them).
+--
+-- Hold paths maintain availability_slots.held_until themselves and say so with
+-- slotmill.holds_applied = 'on' (set_config(..., true) is SET LOCAL), so the bookings
+-- triggers enqueue no recompute for hold-only transitions (migration 0002).
+
+-- name: lock_slot_staff
+-- Hold, step 1: the advisory lock of the staff member of the slot about to be held: the
+-- one %(slot_id)s names (slotmill_slot_key decodes it, no slot row needed), else
+-- %(staff_id)s. A staff id of another tenant only takes a lock nobody else uses.
+--
+-- slotmill_slot_key is inlined into the statements that call it, and the planner may then
+-- decode the start minute before the function's own format check has filtered a
+-- malformed id ("x" is not a hexadecimal digit): so ids that are not 32 hex digits are
+-- turned into NULL before they reach it, here and in create_hold.
+SELECT pg_advisory_xact_lock(slotmill_staff_lock_key(t.id, coalesce(k.staff_id, %(staff_id)s::uuid)))
+  FROM tenants t
+  LEFT JOIN LATERAL slotmill_slot_key(t.id, CASE WHEN %(slot_id)s::text ~ '^[0-9a-f]{32}$' THEN %(slot_id)s::text END) k ON true
+ WHERE t.slug = %(slug)s
+   AND coalesce(k.staff_id, %(staff_id)s::uuid) IS NOT NULL;
+
+-- name: create_hold
+-- Hold, step 2: if the slot is visible (SPEC §6), insert the held booking and hide the
+-- slots of that staff member (every service) whose blocked range overlaps the hold's.
+-- The exclusion constraint refuses a conflicting booking; no row in `hold`: not visible.
+WITH t AS (
+    SELECT id, horizon_days, settings
+      FROM tenants
+     WHERE slug = %(slug)s
+), picked AS (
+    -- By id: decoded to the primary key (the id has no index of its own).
+    SELECT a.*
+      FROM t
+     CROSS JOIN LATERAL slotmill_slot_key(t.id, CASE WHEN %(slot_id)s::text ~ '^[0-9a-f]{32}$' THEN %(slot_id)s::text END) k
+      JOIN availability_slots a
+        ON a.tenant_id = t.id AND a.staff_id = k.staff_id AND a.starts_at = k.starts_at
+       AND a.service_id = k.service_id AND a.id = %(slot_id)s::text
+    UNION ALL
+    SELECT a.*
+      FROM t
+      JOIN availability_slots a
+        ON a.tenant_id = t.id AND a.service_id = %(service_id)s::uuid
+       AND a.starts_at = %(starts_at)s::timestamptz AND a.staff_id = %(staff_id)s::uuid
+), slot AS (
+    SELECT p.tenant_id, p.staff_id, p.service_id, p.location_id, p.starts_at, p.ends_at,
+           greatest(slotmill_setting_int(t.settings, 'hold_ttl_seconds', 600), 1) AS ttl
+      FROM picked p
+      JOIN t ON t.id = p.tenant_id
+      JOIN services v ON v.tenant_id = p.tenant_id AND v.id = p.service_id AND v.active
+      JOIN staff s ON s.tenant_id = p.tenant_id AND s.id = p.staff_id AND s.active
+     WHERE (p.held_until IS NULL OR p.held_until <= now())
+       AND p.starts_at >= slotmill_bookable_from(t.settings, v.min_notice_minutes)
+       AND p.starts_at < slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)
+     LIMIT 1
+), cfg AS (
+    SELECT set_config('slotmill.holds_applied', 'on', true) AS applied
+), hold AS (
+    INSERT INTO bookings (tenant_id, staff_id, service_id, location_id, starts_at, ends_at,
+                          status, expires_at, session_id)
+    SELECT slot.tenant_id, slot.staff_id, slot.service_id, slot.location_id, slot.starts_at, slot.ends_at,
+           'held', now() + make_interval(secs => slot.ttl), %(session_id)s::text
+      FROM slot, cfg
+    RETURNING id, tenant_id, staff_id, service_id, starts_at, ends_at, expires_at, blocked
+), hidden AS (
+    -- A slot's blocked range starts at most 1 day (buffer) before it and ends at most
+    -- 2 days (duration + buffer) after: the starts_at bounds let the primary key (tenant, staff, start) work.
+    UPDATE availability_slots a
+       SET held_until = greatest(a.held_until, h.expires_at)
+      FROM hold h, services v
+     WHERE a.tenant_id = h.tenant_id AND a.staff_id = h.staff_id
+       AND a.starts_at > lower(h.blocked) - interval '48 hours'
+       AND a.starts_at < upper(h.blocked) + interval '24 hours'
+       AND v.tenant_id = a.tenant_id AND v.id = a.service_id
+       AND tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
+                     a.ends_at + make_interval(mins => v.buffer_after_minutes)) && h.blocked
+)
+SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
+       %(service_id)s::uuid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM t JOIN services v ON v.tenant_id = t.id
+            WHERE v.id = %(service_id)s::uuid AND v.active) AS no_service,
+       %(staff_id)s::uuid IS NOT NULL AND NOT EXISTS (
+           SELECT FROM t JOIN staff s ON s.tenant_id = t.id
+            WHERE s.id = %(staff_id)s::uuid AND s.active) AS no_staff,
+       -- Refused by slot id: could this tenant have such a slot at all? An id starts with
+       -- a hash of (tenant, staff, service), so one of another tenant, or a made-up one,
+       -- decodes to nothing: 404. A real slot that is gone or taken: 409.
+       CASE WHEN %(slot_id)s::text IS NULL OR EXISTS (SELECT FROM hold) THEN false
+            ELSE NOT EXISTS (SELECT FROM t CROSS JOIN LATERAL slotmill_slot_key(t.id, CASE WHEN %(slot_id)s::text ~ '^[0-9a-f]{32}$' THEN %(slot_id)s::text END) k)
+       END AS no_slot,
+       (SELECT json_build_object(
+                   'hold_id', h.id,
+                   'staff_id', h.staff_id,
+                   'service_id', h.service_id,
+                   'starts_at', slotmill_instant(h.starts_at),
+                   'ends_at', slotmill_instant(h.ends_at),
+                   'expires_at', slotmill_instant(h.expires_at))::text
+          FROM hold h) AS hold;
+
+-- name: hold_candidates
+-- A hold without a staff member: who has a visible slot of %(service_id)s at exactly
+-- %(starts_at)s, in the any-staff order of read_slots_by_time.
+WITH t AS (
+    SELECT id, timezone, horizon_days, settings
+      FROM tenants
+     WHERE slug = %(slug)s
+), v AS (
+    SELECT v.min_notice_minutes, v.max_advance_days
+      FROM t JOIN services v ON v.tenant_id = t.id
+     WHERE v.id = %(service_id)s AND v.active
+), visible AS (
+    SELECT a.staff_id, a.starts_at
+      FROM t
+     CROSS JOIN v
+      JOIN availability_slots a
+        ON a.tenant_id = t.id AND a.service_id = %(service_id)s
+       AND a.starts_at = %(starts_at)s::timestamptz
+     WHERE (a.held_until IS NULL OR a.held_until <= now())
+       AND a.starts_at >= slotmill_bookable_from(t.settings, v.min_notice_minutes)
+       AND a.starts_at < slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)
+), crew AS (
+    SELECT s.id, s.priority, coalesce(s.timezone, l.timezone, t.timezone) AS zone
+      FROM t
+      JOIN staff s ON s.tenant_id = t.id AND s.active
+      LEFT JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
+     WHERE s.id IN (SELECT staff_id FROM visible)
+), booked AS (
+    SELECT c.id AS staff_id, count(*) AS n
+      FROM crew c
+      JOIN bookings b
+        ON b.tenant_id = (SELECT id FROM t) AND b.staff_id = c.id AND b.status = 'confirmed'
+       AND b.starts_at >= %(starts_at)s::timestamptz - interval '48 hours'
+       AND b.starts_at < %(starts_at)s::timestamptz + interval '48 hours'
+     WHERE (b.starts_at AT TIME ZONE c.zone)::date = (%(starts_at)s::timestamptz AT TIME ZONE c.zone)::date
+     GROUP BY c.id
+)
+SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
+       NOT EXISTS (SELECT FROM v) AS no_service,
+       (SELECT coalesce(array_agg(x.staff_id ORDER BY c.priority, coalesce(k.n, 0), x.staff_id), '{}')
+          FROM visible x
+          JOIN crew c ON c.id = x.staff_id
+          LEFT JOIN booked k ON k.staff_id = x.staff_id) AS staff_ids;
+
+-- name: lock_hold_staff
+-- Release, step 1: the advisory lock of the hold's staff member.
+SELECT pg_advisory_xact_lock(slotmill_staff_lock_key(b.tenant_id, b.staff_id))
+  FROM tenants t
+  JOIN bookings b ON b.tenant_id = t.id AND b.id = %(hold_id)s
+ WHERE t.slug = %(slug)s;
+
+-- name: release_hold
+-- Release, step 2: a held booking becomes cancelled (expired if it already lapsed), and
+-- the slots it hid get held_until recomputed from that staff member's other live holds.
+-- `status` is the booking's status before; `released` whether this statement changed it.
+WITH t AS (
+    SELECT id FROM tenants WHERE slug = %(slug)s
+), before AS (
+    SELECT b.status
+      FROM t JOIN bookings b ON b.tenant_id = t.id AND b.id = %(hold_id)s
+), cfg AS (
+    SELECT set_config('slotmill.holds_applied', 'on', true) AS applied
+), released AS (
+    UPDATE bookings b
+       SET status = CASE WHEN b.expires_at > now() THEN 'cancelled' ELSE 'expired' END,
+           cancelled_at = CASE WHEN b.expires_at > now() THEN now() END
+      FROM t, cfg
+     WHERE b.tenant_id = t.id AND b.id = %(hold_id)s AND b.status = 'held'
+    RETURNING b.tenant_id, b.id, b.staff_id, b.blocked
+), unhidden AS (
+    UPDATE availability_slots a
+       SET held_until = (
+               SELECT max(h.expires_at)
+                 FROM bookings h
+                WHERE h.tenant_id = a.tenant_id AND h.staff_id = a.staff_id
+                  AND h.status = 'held' AND h.expires_at > now() AND h.id <> r.id
+                  AND h.blocked && tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
+                                             a.ends_at + make_interval(mins => v.buffer_after_minutes)))
+      FROM released r, services v
+     WHERE a.tenant_id = r.tenant_id AND a.staff_id = r.staff_id
+       AND a.held_until IS NOT NULL
+       AND a.starts_at > lower(r.blocked) - interval '48 hours'
+       AND a.starts_at < upper(r.blocked) + interval '24 hours'
+       AND v.tenant_id = a.tenant_id AND v.id = a.service_id
+       AND tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
+                     a.ends_at + make_interval(mins => v.buffer_after_minutes)) && r.blocked
+)
+SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
+       (SELECT status FROM before) AS status,
+       EXISTS (SELECT FROM released) AS released;
+
+-- Host backend (api/host.py) --------------------------------------------------------------
+
+-- name: host_tenant
+-- The tenant of a host call, and whether the bearer key (sha256, slotmill.keys.hash_key) is
+-- one of ITS live keys: a key of another tenant authorizes nothing here.
+SELECT t.id, t.slug, t.name, t.timezone, t.horizon_days, t.settings,
+       EXISTS (SELECT FROM api_keys k
+                WHERE k.tenant_id = t.id AND k.key_hash = %(key_hash)s AND k.revoked_at IS NULL) AS authorized
+  FROM tenants t
+ WHERE t.slug = %(slug)s;
+
+-- name: idempotency_lock
+-- Serializes requests with one Idempotency-Key: the second waits for the first's commit,
+-- then replays it. Two-int keys: a space of their own, apart from the staff locks.
+SELECT pg_advisory_xact_lock(hashtext(%(tenant_id)s::text || ' ' || %(endpoint)s), hashtext(%(key)s));
+
+-- name: idempotency_get
+SELECT request_hash, status_code, response_body::text AS body
+  FROM idempotency_keys
+ WHERE tenant_id = %(tenant_id)s AND endpoint = %(endpoint)s AND key = %(key)s;
+
+-- name: idempotency_put
+-- Stored in the transaction of the effect. The response is sent as the database renders
+-- the stored jsonb, so the first answer and every replay are the same bytes.
+INSERT INTO idempotency_keys (tenant_id, endpoint, key, request_hash, status_code, response_body)
+VALUES (%(tenant_id)s, %(endpoint)s, %(key)s, %(request_hash)s, %(status_code)s, %(body)s::jsonb)
+RETURNING response_body::text AS body;
+
+-- name: booking_staff
+-- Whose advisory lock to take before locking the booking row (the bookings trigger takes
+-- the staff lock first and may then update a booking row: same order here, no deadlock).
+SELECT staff_id
+  FROM bookings
+ WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s;
+
+-- name: booking_for_update
+SELECT id, staff_id, service_id, location_id, starts_at, ends_at, status, expires_at,
+       customer_ref, notes, reschedule_count, rescheduled_from, confirmed_at, cancelled_at,
+       status = 'held' AND expires_at <= now() AS lapsed,
+       now() AS now
+  FROM bookings
+ WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s
+   FOR UPDATE;
+
+-- name: expire_hold
+-- A lapsed hold found by confirm: mark it (it already hides nothing: held_until <= now()).
+WITH cfg AS (
+    SELECT set_config('slotmill.holds_applied', 'on', true) AS applied
+)
+UPDATE bookings b
+   SET status = 'expired'
+  FROM cfg
+ WHERE b.tenant_id = %(tenant_id)s AND b.id = %(booking_id)s AND b.status = 'held';
+
+-- name: confirm_hold
+-- Held -> confirmed (SPEC §7). Also the new booking of a reschedule (count, origin and
+-- customer carried over).
+UPDATE bookings
+   SET status = 'confirmed', confirmed_at = now(), expires_at = NULL,
+       customer_ref = %(customer_ref)s, notes = %(notes)s,
+       reschedule_count = %(reschedule_count)s, rescheduled_from = %(rescheduled_from)s
+ WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s AND status = 'held'
+RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, customer_ref, notes,
+          confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
+
+-- name: remove_blocked_slots
+-- After a confirm: the slots of that staff member (every service) that the booking makes
+-- impossible. The recompute the trigger enqueued would remove them too; this makes the
+-- confirm visible to readers at once.
+DELETE FROM availability_slots a
+ USING bookings b, services v
+ WHERE b.tenant_id = %(tenant_id)s AND b.id = %(booking_id)s
+   AND a.tenant_id = b.tenant_id AND a.staff_id = b.staff_id
+   AND a.starts_at > lower(b.blocked) - interval '48 hours'
+   AND a.starts_at < upper(b.blocked) + interval '24 hours'
+   AND v.tenant_id = a.tenant_id AND v.id = a.service_id
+   AND tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
+                 a.ends_at + make_interval(mins => v.buffer_after_minutes)) && b.blocked;
+
+-- name: cancel_booking
+-- Confirmed -> cancelled. The bookings trigger enqueues the recompute that brings the
+-- freed slots back.
+UPDATE bookings
+   SET status = 'cancelled', cancelled_at = now()
+ WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s AND status = 'confirmed'
+RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, customer_ref, notes,
+          confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
