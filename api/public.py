@@ -1,7 +1,7 @@
 """Public endpoints (SPEC §9), no key, rate-limited per client address: slot reads, holds.
 
 Hot paths on the async pool. A slot read is one statement whose result is the response body
-(sql/queries/api.sql); a hold is one pipelined transaction (sql/queries/holds.sql).
+(sql/queries/api.sql); a hold is one function call, slotmill_hold() (sql/migrations/0005_hold_function.sql).
 """
 
 from __future__ import annotations
@@ -99,13 +99,12 @@ def _hold_request(body: bytes) -> HoldBySlot | HoldByTime:
 
 
 async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """One hold attempt: lock the staff member, then hold (holds.sql explains why two
-    statements). Pipelined: one round trip. None when the database refused the booking."""
+    """One hold attempt (slotmill_hold(): lock, check, insert, hide; one round trip plus the
+    commit). None when the database refused the booking."""
     try:
-        async with conn.pipeline(), conn.transaction():
-            await conn.execute(query("lock_slot_staff"), params)
+        async with conn.transaction():
             cur = await conn.execute(query("create_hold"), params)
-        return await cur.fetchone()
+            return await cur.fetchone()
     except psycopg.errors.ExclusionViolation:
         # A booking the slot table does not show yet (a host's direct insert whose
         # recompute is still queued) is in the way.
@@ -126,7 +125,6 @@ async def _attempt_any(
             try:
                 async with conn.transaction():
                     p = {**params, "staff_id": staff_id}
-                    await conn.execute(query("lock_slot_staff"), p)
                     cur = await conn.execute(query("create_hold"), p)
                     row = await cur.fetchone()
                     if row is None or row[4] is None:
