@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfoNotFoundError
 
 import psycopg
 from psycopg.rows import dict_row
 
-from materializer.horizon import MAX_SPAN_S, Horizon, from_epoch, horizon_for, to_epoch, window_dates
+from materializer.horizon import MAX_SPAN_S, Horizon, from_epoch, horizon_for, to_epoch, window_dates, zone
 from materializer.model import (
     BusyKind,
     BusyRange,
@@ -29,6 +30,19 @@ from materializer.model import (
 from sql import query
 
 Conn = psycopg.Connection[Any]
+
+
+class RuleError(ValueError):
+    """A rule the engine cannot use (a zone Python's tz database does not know, on a
+    database without slotmill's CHECK constraints). Nothing is written."""
+
+
+def _check_zone(name: str, owner: str) -> str:
+    try:
+        zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RuleError(f"{owner}: unknown time zone {name!r} (an IANA name such as 'Europe/London')") from None
+    return name
 
 
 class UnknownTenant(LookupError):
@@ -89,7 +103,7 @@ def _tenant(row: dict[str, Any]) -> Tenant:
         id=row["id"],
         slug=row["slug"],
         name=row["name"],
-        zone=row["timezone"],
+        zone=_check_zone(row["timezone"], f"tenant {row['slug']}"),
         horizon_days=row["horizon_days"],
         settings=dict(row["settings"] or {}),
     )
@@ -211,7 +225,7 @@ def load_rules(
         sid = r["id"]
         schedule = StaffSchedule(
             staff_id=sid,
-            zone=r["zone"],
+            zone=_check_zone(r["zone"], f"staff {sid}"),
             location_id=r["location_id"],
             templates=tuple(templates.get(sid, ())),
             overrides=tuple(overrides.get(sid, ())),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from uuid import UUID
 
+from materializer.loader import RuleError
 from slotmill.config import get_settings
 from slotmill.logs import setup_logging
 
@@ -272,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CliError as e:
+        print(f"slotmill: error: {e}", file=sys.stderr)
+        return 2
+    except RuleError as e:
         print(f"slotmill: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from slotmill.config import get_settings
 from slotmill.db import resolve_database_url
+from slotmill.demo import DEMO_SLUG
 from slotmill.migrate import migrate
 
 log = logging.getLogger("slotmill.run")
@@ -62,7 +63,7 @@ def _ensure_demo(url: str) -> str | None:
     from materializer.horizon import local_date
     from materializer.loader import load_tenant
     from materializer.refresh import refresh
-    from slotmill.demo import DEMO_SLUG, demo_exists, load_demo
+    from slotmill.demo import demo_exists, load_demo
 
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT EXISTS (SELECT 1 FROM tenants)").fetchone()
@@ -177,7 +178,7 @@ def run_all(host: str, port: int) -> int:
             "",
             "slotmill is running",
             f"  API         {base}/",
-            f"  widget      {base}/widget/",
+            f"  widget      {base}/widget/?tenant={DEMO_SLUG}",
             f"  OpenAPI     {base}/openapi.json",
             f"  metrics     {base}/metrics",
         ]

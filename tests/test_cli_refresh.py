@@ -129,3 +129,19 @@ def test_demo_loads_and_materializes(env_db: str, capsys: pytest.CaptureFixture[
     assert main(["verify", "--tenant", "demo"]) == 0
     assert main(["demo"]) == 0  # a second run leaves it alone
     assert "already exists" in capsys.readouterr().out
+
+
+def test_unknown_zone_in_a_rule_is_a_clear_error_and_changes_nothing(
+    salon: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host database without slotmill's CHECK constraints (or a zone PostgreSQL knows and
+    Python's tz database does not) must not crash a refresh half-way."""
+    assert main(["refresh", "--tenant", "salon"]) == 0
+    before = _slots(salon)
+    with psycopg.connect(salon) as c:
+        c.execute("ALTER TABLE staff DROP CONSTRAINT staff_timezone_valid")
+        c.execute("UPDATE staff SET timezone = 'Mars/Olympus' WHERE display_name = 'Bob'")
+    assert main(["refresh", "--tenant", "salon"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown time zone 'Mars/Olympus'" in err and "staff " in err
+    assert _slots(salon) == before
