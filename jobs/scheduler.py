@@ -47,7 +47,10 @@ def build_scheduler(
     now = datetime.now(UTC)
 
     def connect() -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(url, application_name=f"{worker_name}-jobs", connect_timeout=10)
+        # no prepared statements: see Worker._connect
+        return psycopg.connect(
+            url, application_name=f"{worker_name}-jobs", connect_timeout=10, prepare_threshold=None
+        )
 
     def nightly() -> None:
         try:

@@ -164,6 +164,10 @@ class Worker:
             autocommit=autocommit,
             application_name=f"{self.name}-{role}"[:63],
             connect_timeout=10,
+            # No server-side prepared statements: the loader's queries take optional
+            # filters (`staff_ids IS NULL OR ...`) whose generic plans scan whole tables;
+            # each recompute must be planned for the staff members it names.
+            prepare_threshold=None,
             keepalives=1,
             keepalives_idle=30,
             keepalives_interval=10,
