@@ -605,14 +605,9 @@ def compute_slots(
 ) -> list[Slot]:
     """All slots of ``services`` for one staff member: windows of ``first..last``, starts in
     ``[lo, hi)``. Sorted by (service order given, start)."""
-    windows = merged_windows(schedule, first, last)
-    if not windows:
-        return []
-    busy = _BusyIndex(schedule.busy)
-    holds = _HoldIndex(schedule.holds)
     out: list[Slot] = []
-    for service in services:
-        out.extend(_generate(schedule.staff_id, service, windows, lo, hi, busy, holds))
+    for run in slot_runs(schedule, services, first, last, lo, hi):
+        _append_slots(out, schedule.staff_id, run.service_id, run.location_id, run.starts, run.held, run.duration_s)
     return out
 
 
