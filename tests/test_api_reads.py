@@ -408,9 +408,14 @@ def test_the_read_uses_the_availability_slots_read_index(world: World) -> None:
     }
     with psycopg.connect(w.url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE availability_slots")
-        for name in ("read_slots", "read_slots_by_time"):
+        for name, indexes in (
+            ("read_slots", ("availability_slots_read",)),
+            # per staff member of the service: the primary key (tenant, staff, starts_at)
+            # is as good as the read index, and the planner picks by the numbers
+            ("read_slots_by_time", ("availability_slots_read", "availability_slots_pkey")),
+        ):
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + query(name), params).fetchall())
-            assert "availability_slots_read" in plan, plan
+            assert any(i in plan for i in indexes), plan
             assert "Seq Scan on availability_slots" not in plan, plan
 
 

@@ -70,21 +70,15 @@ WITH t AS (
                           (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
                  slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)) AS hi
       FROM t, v
-), visible AS (
-    SELECT a.staff_id, a.starts_at, a.ends_at
-      FROM win
-      JOIN availability_slots a
-        ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
-       AND a.starts_at >= win.lo AND a.starts_at < win.hi
-     WHERE (a.held_until IS NULL OR a.held_until <= now())
-       AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
-       AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)
 ), crew AS (
+    -- The staff who perform the service (not derived from the slots: the slot scan below
+    -- then runs once, in index order, and needs no sort).
     SELECT s.id, s.priority, coalesce(s.timezone, l.timezone, t.timezone) AS zone
       FROM t
-      JOIN staff s ON s.tenant_id = t.id
+      JOIN staff_services ss ON ss.tenant_id = t.id AND ss.service_id = %(service_id)s
+      JOIN staff s ON s.tenant_id = ss.tenant_id AND s.id = ss.staff_id
       LEFT JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
-     WHERE s.id IN (SELECT staff_id FROM visible)
+     WHERE %(staff_id)s::uuid IS NULL OR s.id = %(staff_id)s::uuid
 ), booked AS (
     -- Confirmed bookings per staff member and local day; the window is widened by two
     -- days so that every local day of a visible start is counted whole, in any zone.
@@ -96,12 +90,18 @@ WITH t AS (
        AND b.starts_at >= win.lo - interval '48 hours' AND b.starts_at < win.hi + interval '48 hours'
      GROUP BY 1, 2
 ), grouped AS (
-    SELECT x.starts_at, x.ends_at, count(*) AS capacity,
-           (array_agg(x.staff_id ORDER BY c.priority, coalesce(k.n, 0), x.staff_id))[1:%(candidates)s::int] AS candidates
-      FROM visible x
-      JOIN crew c ON c.id = x.staff_id
-      LEFT JOIN booked k ON k.staff_id = x.staff_id AND k.day = (x.starts_at AT TIME ZONE c.zone)::date
-     GROUP BY x.starts_at, x.ends_at
+    -- One service: every slot at a start has the same end.
+    SELECT a.starts_at, min(a.ends_at) AS ends_at, count(*) AS capacity,
+           (array_agg(a.staff_id ORDER BY c.priority, coalesce(k.n, 0), a.staff_id))[1:%(candidates)s::int] AS candidates
+      FROM win
+      JOIN availability_slots a
+        ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
+       AND a.starts_at >= win.lo AND a.starts_at < win.hi
+      JOIN crew c ON c.id = a.staff_id
+      LEFT JOIN booked k ON k.staff_id = a.staff_id AND k.day = (a.starts_at AT TIME ZONE c.zone)::date
+     WHERE (a.held_until IS NULL OR a.held_until <= now())
+       AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)
+     GROUP BY a.starts_at
 )
 SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        NOT EXISTS (SELECT FROM v) AS no_service,
