@@ -67,7 +67,10 @@ async def read_slots(request: Request) -> Response:
     name = "read_slots_by_time" if q.group == "time" else "read_slots"
     async with request.app.state.pool.connection() as conn:
         try:
-            cur = await conn.execute(query(name), params)
+            # Prepared only for the per-staff read: measured 1.35 ms prepared vs 2.11 ms
+            # planned afresh (PostgreSQL 15), while a generic plan of the any-staff read was
+            # once 3.7x slower than a custom one (api/db.py).
+            cur = await conn.execute(query(name), params, prepare=name == "read_slots")
         except psycopg.errors.InvalidParameterValue:
             # zoneinfo knows the zone but this server's time zone database does not
             raise invalid("query.tz", f"query.tz: {q.tz!r} is unknown to the database") from None
