@@ -9,7 +9,6 @@ A breakdown run times the phases separately (load rules / engine / delete / COPY
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Any
 
@@ -18,10 +17,9 @@ from psycopg import sql
 from bench.common import Plan, Row, spread_s, summary
 from bench.generate import Dataset
 from bench.profiling import profile, sentence
-from materializer import engine
 from materializer.horizon import from_epoch
 from materializer.loader import Conn, LoadedRules, load_rules, load_tenant
-from materializer.refresh import compute, copy_slots, refresh
+from materializer.refresh import compute_runs, copy_slots, refresh
 from sql import query
 
 TARGET_S = 2.0
@@ -43,22 +41,11 @@ def vacuum(conn: Conn, table: str | None = None) -> None:
 
 
 def _compute_payload(rules: LoadedRules, lo: int, hi: int) -> tuple[list[Any], int]:
-    """What ``copy_slots`` takes, for every loaded staff member, and the slot count.
-
-    The materializer's write path is being tuned while this benchmark is written: it takes
-    ``Slot`` objects, or (staff_id, SlotRun) pairs from ``engine.slot_runs``. Either way the
-    baseline writes exactly what the refresh writes, through the same function."""
-    if "runs" in inspect.signature(copy_slots).parameters and hasattr(engine, "slot_runs"):
-        slot_runs: Any = getattr(engine, "slot_runs")  # noqa: B009 (absent in older trees)
-        runs = [
-            (sid, run)
-            for sid, st in rules.staff.items()
-            if st.active and st.services
-            for run in slot_runs(st.schedule, st.services, rules.first_date, rules.last_date, lo, hi)
-        ]
-        return runs, sum(len(run.starts) for _, run in runs)
-    slots = [s for per in compute(rules, lo, hi).values() for s in per]
-    return slots, len(slots)
+    """What ``copy_slots`` takes for every loaded staff member (the refresh's own
+    ``compute_runs``), and the slot count: the baseline writes exactly what the refresh
+    writes, through the same function."""
+    runs = list(compute_runs(rules, lo, hi))
+    return runs, sum(len(run.starts) for _, run in runs)
 
 
 def _breakdown(conn: Conn, ds: Dataset) -> dict[str, Any]:
@@ -128,7 +115,7 @@ def measure(conn: Conn, ds: Dataset, plan: Plan) -> Row:
     breakdown = _breakdown(conn, ds)
     r, c = summary(times), summary(copies)
     # Slots the tenant's window holds after a refresh (a diffing refresh writes fewer rows).
-    n = getattr(result, "slots_total", 0) or result.slots_written
+    n = result.slots_total
     staff = len(ds.staff_ids)
     met = r["median"] <= TARGET_S
     note = ""

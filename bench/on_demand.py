@@ -21,7 +21,7 @@ from bench.common import Plan, Row, ms, spread_s, summary
 from bench.generate import Dataset
 from bench.profiling import profile, sentence
 from materializer.engine import compute_slots
-from materializer.horizon import from_epoch, local_date, local_midnight
+from materializer.horizon import from_epoch, local_midnight
 from materializer.loader import Conn, Tenant, load_rules, load_tenant
 from sql import query
 
@@ -55,15 +55,13 @@ def on_demand(
     now = int(time.time())
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
     conn.rollback()
-    service = rules.services[service_id].rule
-    first = local_date(lo, "UTC") - timedelta(days=2)
-    last = local_date(hi, "UTC") + timedelta(days=2)
     groups: dict[tuple[int, int], list[tuple[int, UUID]]] = defaultdict(list)
     for sid in staff_ids:
         staff = rules.staff.get(sid)
-        if staff is None or not staff.active or service not in staff.services:
+        if staff is None:
             continue
-        for slot in compute_slots(staff.schedule, [service], first, last, lo, hi):
+        # the materializer's own windows (the horizon's dates) and rule of who is offered
+        for slot in compute_slots(staff.schedule, staff.offered(service_id), rules.first_date, rules.last_date, lo, hi):
             if slot.held_until is not None and slot.held_until > now:
                 continue
             groups[(slot.starts_at, slot.ends_at)].append((staff.priority, sid))

@@ -60,7 +60,6 @@ __all__ = [
     "compute_slots",
     "explain",
     "generate_slots",
-    "is_holiday",
     "local_date_of",
     "merged_windows",
 ]
@@ -639,11 +638,6 @@ def slot_runs(
 def local_date_of(zone: str, instant: int) -> date:
     """The local calendar date of ``instant`` in ``zone``."""
     return datetime.fromtimestamp(instant, ZoneInfo(zone)).date()
-
-
-def is_holiday(schedule: StaffSchedule, day: date) -> bool:
-    """Whether local date ``day`` is a holiday for the staff member (SPEC §5.1)."""
-    return day.toordinal() in _holiday_ordinals(schedule, day, day)
 
 
 _BUSY_CODES = {

@@ -85,7 +85,15 @@ class StaffRules:
     schedule: StaffSchedule
     active: bool
     priority: int
-    services: list[ServiceRule] = field(default_factory=list)
+    services: list[ServiceRule] = field(default_factory=list)  # active and qualified
+
+    def offered(self, service_id: UUID | None = None) -> list[ServiceRule]:
+        """The services this staff member has slots of (SPEC §5: staff active, service
+        active and linked through staff_services), optionally just ``service_id``. The one
+        place materialization, verify and on-demand computation ask."""
+        if not self.active:
+            return []
+        return self.services if service_id is None else [s for s in self.services if s.id == service_id]
 
 
 @dataclass(slots=True)

@@ -40,24 +40,16 @@ def compute_on_demand(
     if staff_id is not None:
         staff_ids = [staff_id]
     else:
-        rows = conn.execute(
-            query("staff_of_service"), {"tenant_id": tenant.id, "service_id": service_id}
-        )
+        rows = conn.execute(query("staff_of_service"), {"tenant_id": tenant.id, "service_id": service_id})
         staff_ids = [r[0] for r in rows.fetchall()]
     if not staff_ids:
         return []
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
-    info = rules.services.get(service_id)
-    if info is None or not info.active:
-        return []
     out: list[Slot] = []
-    for sid, staff in rules.staff.items():
-        if staff.active and sid in info.staff_ids:
-            out.extend(
-                engine.compute_slots(
-                    staff.schedule, [info.rule], rules.first_date, rules.last_date, lo, hi
-                )
-            )
+    for staff in rules.staff.values():
+        out.extend(
+            engine.compute_slots(staff.schedule, staff.offered(service_id), rules.first_date, rules.last_date, lo, hi)
+        )
     out.sort(key=lambda s: (s.starts_at, str(s.staff_id)))
     return out
 
@@ -97,21 +89,10 @@ def slot_is_valid(
         ignore_booking=ignore_booking,
     )
     staff = rules.staff.get(staff_id)
-    info = rules.services.get(service_id)
-    if (
-        staff is None
-        or info is None
-        or not staff.active
-        or not info.active
-        or staff_id not in info.staff_ids
-    ):
+    offered = staff.offered(service_id) if staff else []
+    if staff is None or not offered:
         return False
-    slots = engine.compute_slots(
-        staff.schedule, [info.rule], rules.first_date, rules.last_date, starts_at, starts_at + 1
-    )
+    slots = engine.compute_slots(staff.schedule, offered, rules.first_date, rules.last_date, starts_at, starts_at + 1)
     return any(
-        s.starts_at == starts_at
-        and s.held_until is None
-        and (ends_at is None or s.ends_at == ends_at)
-        for s in slots
+        s.starts_at == starts_at and s.held_until is None and (ends_at is None or s.ends_at == ends_at) for s in slots
     )

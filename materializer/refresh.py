@@ -48,15 +48,25 @@ class WindowResult:
 DIFF_APPLY_MIN_S = 7 * 86_400
 
 
+def compute_runs(
+    rules: LoadedRules, lo: int, hi: int, *, progress: Progress | None = None
+) -> Iterator[tuple[UUID, SlotRun]]:
+    """(staff_id, run) for every loaded staff member's slots with a start in ``[lo, hi)``."""
+    for sid, staff in rules.staff.items():
+        offered = staff.offered()
+        if offered:
+            for run in engine.slot_runs(staff.schedule, offered, rules.first_date, rules.last_date, lo, hi):
+                yield sid, run
+        if progress:
+            progress(1)
+
+
 def compute(rules: LoadedRules, lo: int, hi: int) -> dict[UUID, list[Slot]]:
     """The slots every loaded staff member should have with a start in ``[lo, hi)``."""
-    out: dict[UUID, list[Slot]] = {}
-    for sid, staff in rules.staff.items():
-        if not staff.active or not staff.services:
-            out[sid] = []
-            continue
-        out[sid] = engine.compute_slots(staff.schedule, staff.services, rules.first_date, rules.last_date, lo, hi)
-    return out
+    return {
+        sid: engine.compute_slots(staff.schedule, staff.offered(), rules.first_date, rules.last_date, lo, hi)
+        for sid, staff in rules.staff.items()
+    }
 
 
 class _Instants:
@@ -156,13 +166,6 @@ def encode_runs(tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]]) -> Iterat
     yield b"".join(buf)
 
 
-def slots_as_runs(slots: Iterable[Slot]) -> Iterator[tuple[UUID, SlotRun]]:
-    """Single-slot runs, for callers that hold Slot objects (tests, on-demand paths)."""
-    for s in slots:
-        held = {} if s.held_until is None else {0: s.held_until}
-        yield s.staff_id, SlotRun(s.service_id, s.location_id, s.ends_at - s.starts_at, [s.starts_at], held)
-
-
 def copy_slots(
     conn: Conn, tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]], *, statement: str = "copy_slots"
 ) -> int:
@@ -203,20 +206,12 @@ def recompute_in_transaction(
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
     window = {"tenant_id": tenant.id, "staff_ids": staff_ids, "lo": from_epoch(lo), "hi": from_epoch(hi)}
 
-    def all_runs() -> Iterator[tuple[UUID, SlotRun]]:
-        for sid, staff in rules.staff.items():
-            if staff.active and staff.services:
-                for run in engine.slot_runs(staff.schedule, staff.services, rules.first_date, rules.last_date, lo, hi):
-                    yield sid, run
-            if progress:
-                progress(1)
-
     if hi - lo < DIFF_APPLY_MIN_S:
         deleted = conn.execute(query("delete_window"), window).rowcount
-        total = written = copy_slots(conn, tenant.id, all_runs())
+        total = written = copy_slots(conn, tenant.id, compute_runs(rules, lo, hi, progress=progress))
     else:
         conn.execute(query("create_stage"))
-        total = copy_slots(conn, tenant.id, all_runs(), statement="copy_stage")
+        total = copy_slots(conn, tenant.id, compute_runs(rules, lo, hi, progress=progress), statement="copy_stage")
         conn.execute(query("analyze_stage"))
         deleted = conn.execute(query("diff_delete"), window).rowcount
         written = conn.execute(query("diff_insert")).rowcount

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
-
 from slotmill.config import Settings, get_settings
 from slotmill.embedded import embedded_server
 
@@ -21,7 +19,3 @@ def resolve_database_url(settings: Settings | None = None) -> str:
     url = server.ensure_database()
     log.info("using embedded PostgreSQL %s at %s", server.version(), server.pgdata)
     return url
-
-
-def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(url or resolve_database_url(), autocommit=autocommit)
