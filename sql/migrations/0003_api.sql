@@ -39,3 +39,17 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT now() + make_interval(secs => 86400.0 * least(coalesce(
         p_max_advance_days, slotmill_setting_int(p_settings, 'max_advance_days', p_horizon_days)), 3660))
 $$;
+
+-- The instants a public read covers (SPEC §6, §9): the request's range, given as instants
+-- or as inclusive local dates in p_zone, clipped to the bookable window above. Empty when
+-- lo >= hi. One definition for every read statement (sql/queries/api.sql).
+CREATE FUNCTION slotmill_read_window(
+    p_settings jsonb, p_horizon_days integer, p_min_notice_minutes integer, p_max_advance_days integer,
+    p_zone text, p_from_at timestamptz, p_to_at timestamptz, p_from_date date, p_to_date date)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT greatest(coalesce(p_from_at, p_from_date::timestamp AT TIME ZONE p_zone),
+                    slotmill_bookable_from(p_settings, p_min_notice_minutes)),
+           least(coalesce(p_to_at, (p_to_date + 1)::timestamp AT TIME ZONE p_zone),
+                 slotmill_bookable_until(p_settings, p_horizon_days, p_max_advance_days))
+$$;

@@ -20,13 +20,11 @@ WITH t AS (
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), win AS (
-    SELECT greatest(coalesce(%(from_at)s::timestamptz,
-                             %(from_date)s::date::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
-                    slotmill_bookable_from(t.settings, v.min_notice_minutes)) AS lo,
-           least(coalesce(%(to_at)s::timestamptz,
-                          (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
-                 slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)) AS hi
-      FROM t, v
+    SELECT w.lo, w.hi
+      FROM t, v,
+           slotmill_read_window(t.settings, t.horizon_days, v.min_notice_minutes, v.max_advance_days,
+                                coalesce(%(tz)s::text, t.timezone), %(from_at)s::timestamptz,
+                                %(to_at)s::timestamptz, %(from_date)s::date, %(to_date)s::date) w
 )
 SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        NOT EXISTS (SELECT FROM v) AS no_service,
@@ -63,13 +61,11 @@ WITH t AS (
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), win AS (
-    SELECT greatest(coalesce(%(from_at)s::timestamptz,
-                             %(from_date)s::date::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
-                    slotmill_bookable_from(t.settings, v.min_notice_minutes)) AS lo,
-           least(coalesce(%(to_at)s::timestamptz,
-                          (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)),
-                 slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)) AS hi
-      FROM t, v
+    SELECT w.lo, w.hi
+      FROM t, v,
+           slotmill_read_window(t.settings, t.horizon_days, v.min_notice_minutes, v.max_advance_days,
+                                coalesce(%(tz)s::text, t.timezone), %(from_at)s::timestamptz,
+                                %(to_at)s::timestamptz, %(from_date)s::date, %(to_date)s::date) w
 ), crew AS (
     -- The staff who perform the service (not derived from the slots: the slot scan below
     -- then runs once, in index order, and needs no sort).
