@@ -12,6 +12,16 @@
 -- hold as JSON text, or NULL when the slot is not visible (409). A conflicting booking the
 -- slot table does not show yet makes the INSERT raise exclusion_violation (409 too).
 
+-- A slot's blocked range (SPEC §5.4): its service's buffers around it. One definition for
+-- the statements that hide, unhide and remove slots around a booking.
+CREATE FUNCTION slotmill_slot_blocked(p_starts timestamptz, p_ends timestamptz, p_before integer, p_after integer)
+RETURNS tstzrange
+-- STABLE like the timestamptz - interval operator it uses, so the planner can inline it.
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- minutes only: adding them is exact elapsed time, whatever the session's zone
+    SELECT tstzrange(p_starts - make_interval(mins => p_before), p_ends + make_interval(mins => p_after))
+$$;
+
 CREATE FUNCTION slotmill_hold(
     p_slug text,
     p_slot_id text,
@@ -106,8 +116,7 @@ BEGIN
        AND a.starts_at > lower(v_blocked) - interval '48 hours'
        AND a.starts_at < upper(v_blocked) + interval '24 hours'
        AND v.tenant_id = a.tenant_id AND v.id = a.service_id
-       AND tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
-                     a.ends_at + make_interval(mins => v.buffer_after_minutes)) && v_blocked;
+       AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && v_blocked;
 
     RETURN QUERY SELECT false, false, false, false,
         json_build_object(

@@ -97,16 +97,14 @@ WITH t AS (
                  FROM bookings h
                 WHERE h.tenant_id = a.tenant_id AND h.staff_id = a.staff_id
                   AND h.status = 'held' AND h.expires_at > now() AND h.id <> r.id
-                  AND h.blocked && tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
-                                             a.ends_at + make_interval(mins => v.buffer_after_minutes)))
+                  AND h.blocked && slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes))
       FROM released r, services v
      WHERE a.tenant_id = r.tenant_id AND a.staff_id = r.staff_id
        AND a.held_until IS NOT NULL
        AND a.starts_at > lower(r.blocked) - interval '48 hours'
        AND a.starts_at < upper(r.blocked) + interval '24 hours'
        AND v.tenant_id = a.tenant_id AND v.id = a.service_id
-       AND tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
-                     a.ends_at + make_interval(mins => v.buffer_after_minutes)) && r.blocked
+       AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && r.blocked
 )
 SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        (SELECT status FROM before) AS status,
@@ -188,8 +186,7 @@ DELETE FROM availability_slots a
    AND a.starts_at > lower(b.blocked) - interval '48 hours'
    AND a.starts_at < upper(b.blocked) + interval '24 hours'
    AND v.tenant_id = a.tenant_id AND v.id = a.service_id
-   AND tstzrange(a.starts_at - make_interval(mins => v.buffer_before_minutes),
-                 a.ends_at + make_interval(mins => v.buffer_after_minutes)) && b.blocked;
+   AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && b.blocked;
 
 -- name: cancel_booking
 -- Confirmed -> cancelled. The bookings trigger enqueues the recompute that brings the
