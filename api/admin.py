@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api.errors import ProblemError, invalid, not_found
-from api.models import (
+from slotmill.api.errors import ProblemError, invalid, not_found
+from slotmill.api.models import (
     DateOrInstant,
     Instant,
     Text,
@@ -36,11 +36,11 @@ from api.models import (
     parse_uuid,
     tenant_slug,
 )
-from materializer import engine
-from materializer.horizon import from_epoch, horizon_for, local_midnight, to_epoch
-from materializer.loader import Tenant, load_rules
-from materializer.refresh import refresh
-from sql import query
+from slotmill.materializer import engine
+from slotmill.materializer.horizon import from_epoch, horizon_for, local_midnight, to_epoch
+from slotmill.materializer.loader import Tenant, load_rules
+from slotmill.materializer.refresh import refresh
+from slotmill.sql import query
 
 # The database's clamps of the read-time rules (slotmill_bookable_from/_until, 0003), so
 # explain agrees with what a public read shows.

@@ -21,15 +21,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api import admin, catalog, host, public
-from api.db import open_pools
-from api.errors import ProblemError, problem_response
-from api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
-from api.middleware import RequestContextMiddleware
-from api.openapi import openapi_document
-from api.ratelimit import RateLimiter
+from slotmill.api import admin, catalog, host, public
+from slotmill.api.db import open_pools
+from slotmill.api.errors import ProblemError, problem_response
+from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
+from slotmill.api.middleware import RequestContextMiddleware
+from slotmill.api.openapi import openapi_document
+from slotmill.api.ratelimit import RateLimiter
 from slotmill.config import Settings, get_settings
-from sql import query, schema_version
+from slotmill.sql import query, schema_version
 
 log = logging.getLogger("slotmill.api")
 
@@ -141,7 +141,7 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         *admin.routes,
     ]
     if settings.demo_mode:
-        from api import demo
+        from slotmill.api import demo
 
         routes.extend(demo.routes)
     if WIDGET_DIR.is_dir():

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api.errors import not_found
-from api.models import tenant_slug
-from api.ratelimit import client_address
-from sql import query
+from slotmill.api.errors import not_found
+from slotmill.api.models import tenant_slug
+from slotmill.api.ratelimit import client_address
+from slotmill.sql import query
 
 # Services and staff change rarely; a minute of staleness spares the database a read per
 # page view and is far shorter than anyone takes to pick a slot.

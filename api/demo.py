@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api import host
-from api.errors import ProblemError, not_found
-from api.models import ConfirmIn, parse_json_object, parse_model, parse_uuid, tenant_slug
-from api.ratelimit import client_address
-from materializer.loader import UnknownTenant, load_tenant
+from slotmill.api import host
+from slotmill.api.errors import ProblemError, not_found
+from slotmill.api.models import ConfirmIn, parse_json_object, parse_model, parse_uuid, tenant_slug
+from slotmill.api.ratelimit import client_address
+from slotmill.materializer.loader import UnknownTenant, load_tenant
 
 CUSTOMER_PREFIX = "demo:"
 

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api.errors import PROBLEM_JSON, ProblemError, invalid, not_found
-from api.models import (
+from slotmill.api.errors import PROBLEM_JSON, ProblemError, invalid, not_found
+from slotmill.api.models import (
     CancelIn,
     ConfirmIn,
     RescheduleIn,
@@ -37,11 +37,11 @@ from api.models import (
     parse_uuid,
     tenant_slug,
 )
-from materializer.horizon import to_epoch
-from materializer.loader import Tenant
-from materializer.ondemand import slot_is_valid
 from slotmill.keys import hash_key
-from sql import query
+from slotmill.materializer.horizon import to_epoch
+from slotmill.materializer.loader import Tenant
+from slotmill.materializer.ondemand import slot_is_valid
+from slotmill.sql import query
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]

@@ -15,7 +15,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import ProblemError, problem_response
+from slotmill.api.errors import ProblemError, problem_response
 from slotmill.logs import request_id
 
 log = logging.getLogger("slotmill.api")

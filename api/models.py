@@ -26,7 +26,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from api.errors import ProblemError
+from slotmill.api.errors import ProblemError
 
 MAX_RANGE_DAYS = 62
 

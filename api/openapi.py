@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Mount, Route
 
-from api import admin
-from api.errors import PROBLEM_JSON
-from api.models import (
+from slotmill.api import admin
+from slotmill.api.errors import PROBLEM_JSON
+from slotmill.api.models import (
     BookingOut,
     CancelIn,
     ConfirmIn,

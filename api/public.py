@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api.errors import ProblemError, invalid, not_found
-from api.models import (
+from slotmill.api.errors import ProblemError, invalid, not_found
+from slotmill.api.models import (
     HoldBySlot,
     HoldByTime,
     SlotQuery,
@@ -25,8 +25,8 @@ from api.models import (
     parse_uuid,
     tenant_slug,
 )
-from api.ratelimit import client_address
-from sql import query
+from slotmill.api.ratelimit import client_address
+from slotmill.sql import query
 
 JSON = "application/json"
 

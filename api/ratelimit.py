@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from starlette.requests import Request
 
-from api.errors import ProblemError
+from slotmill.api.errors import ProblemError
 
 # Buckets kept before idle (full) ones are swept: bounds memory under many addresses.
 _SWEEP_AT = 50_000

@@ -24,8 +24,8 @@ def serve(host: str, port: int, workers: int = 1) -> None:
     }
     if workers > 1:
         # Workers are separate processes: each imports the app through the factory.
-        uvicorn.run("api.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        uvicorn.run("slotmill.api.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
     else:
-        from api.app import create_app
+        from slotmill.api.app import create_app
 
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]

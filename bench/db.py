@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from slotmill.migrate import migrate
-from slotmill.testdb import with_database
+from tests.testdb import with_database
 
 Conn = psycopg.Connection[Any]
 

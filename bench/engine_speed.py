@@ -17,9 +17,9 @@ from datetime import date, timedelta
 from bench.common import Plan, Row, ms, spread_s, summary
 from bench.generate import SERVICES, place_bookings
 from bench.profiling import profile, sentence
-from materializer.engine import compute_slots, generate_slots, merged_windows
-from materializer.horizon import local_date, local_midnight
-from materializer.model import BusyKind, BusyRange, ServiceRule, StaffSchedule, TemplateRule
+from slotmill.materializer.engine import compute_slots, generate_slots, merged_windows
+from slotmill.materializer.horizon import local_date, local_midnight
+from slotmill.materializer.model import BusyKind, BusyRange, ServiceRule, StaffSchedule, TemplateRule
 
 SLOTS = 5000
 TARGET_S = 0.020

@@ -22,9 +22,9 @@ import psycopg
 from bench.common import Plan, Row, ms, percentile, summary
 from bench.generate import Dataset
 from bench.profiling import spy, spy_sentence
-from materializer.horizon import from_epoch, to_epoch
-from materializer.loader import Conn, Tenant, load_rules, load_tenant
-from materializer.refresh import compute, slot_rows
+from slotmill.materializer.horizon import from_epoch, to_epoch
+from slotmill.materializer.loader import Conn, Tenant, load_rules, load_tenant
+from slotmill.materializer.refresh import compute, slot_rows
 
 TARGET_P99_S = 0.200
 POLL_TIMEOUT_S = 10.0

@@ -17,10 +17,10 @@ from psycopg import sql
 from bench.common import Plan, Row, spread_s, summary
 from bench.generate import Dataset
 from bench.profiling import profile, sentence
-from materializer.horizon import from_epoch
-from materializer.loader import Conn, LoadedRules, load_rules, load_tenant
-from materializer.refresh import compute_runs, copy_slots, refresh
-from sql import query
+from slotmill.materializer.horizon import from_epoch
+from slotmill.materializer.loader import Conn, LoadedRules, load_rules, load_tenant
+from slotmill.materializer.refresh import compute_runs, copy_slots, refresh
+from slotmill.sql import query
 
 TARGET_S = 2.0
 

@@ -23,9 +23,9 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from materializer.engine import merged_windows
-from materializer.horizon import Horizon, horizon_for, local_midnight, window_dates
-from materializer.model import (
+from slotmill.materializer.engine import merged_windows
+from slotmill.materializer.horizon import Horizon, horizon_for, local_midnight, window_dates
+from slotmill.materializer.model import (
     BusyKind,
     BusyRange,
     HolidayRule,

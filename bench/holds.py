@@ -25,7 +25,7 @@ from bench.generate import Dataset
 from bench.loadgen import LoadGenerator, Request
 from bench.procs import Server
 from bench.profiling import spy, spy_sentence
-from materializer.horizon import from_epoch, to_epoch
+from slotmill.materializer.horizon import from_epoch, to_epoch
 
 TARGET_HOLDS_S = 1000.0
 

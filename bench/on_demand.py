@@ -20,10 +20,10 @@ from uuid import UUID
 from bench.common import Plan, Row, ms, spread_s, summary
 from bench.generate import Dataset
 from bench.profiling import profile, sentence
-from materializer.engine import compute_slots
-from materializer.horizon import from_epoch, local_midnight
-from materializer.loader import Conn, Tenant, load_rules, load_tenant
-from sql import query
+from slotmill.materializer.engine import compute_slots
+from slotmill.materializer.horizon import from_epoch, local_midnight
+from slotmill.materializer.loader import Conn, Tenant, load_rules, load_tenant
+from slotmill.sql import query
 
 TARGET_RATIO = 50.0
 
@@ -131,7 +131,7 @@ def _project_on_demand(conn: Conn, tenant: Tenant, service: UUID, lo: int, hi: i
     """The project's own on-demand path (materializer/ondemand.py), for the record: it builds
     working windows over the whole horizon, where the comparison above builds the week's."""
     try:
-        from materializer.ondemand import compute_on_demand
+        from slotmill.materializer.ondemand import compute_on_demand
     except ImportError:
         return None
 

@@ -39,15 +39,15 @@ def _has(module: str, attr: str) -> bool:
 
 def api_missing() -> str | None:
     """Why the HTTP measurements cannot run, or None."""
-    if not _has("api.app", "create_app"):
+    if not _has("slotmill.api.app", "create_app"):
         return "api/app.py (create_app) is not in the tree yet"
-    if not _has("api.server", "serve"):
+    if not _has("slotmill.api.server", "serve"):
         return "api/server.py (serve) is not in the tree yet"
     return None
 
 
 def worker_missing() -> str | None:
-    if not _has("jobs.worker", "run_worker"):
+    if not _has("slotmill.jobs.worker", "run_worker"):
         return "jobs/worker.py (run_worker) is not in the tree yet"
     return None
 

@@ -23,7 +23,7 @@ from bench.generate import Dataset
 from bench.loadgen import LoadGenerator, LoadResult, Request
 from bench.procs import Server
 from bench.profiling import spy, spy_sentence
-from sql import query
+from slotmill.sql import query
 
 TARGET_RATIO = 1.5
 

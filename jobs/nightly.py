@@ -21,11 +21,11 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
-from materializer.horizon import from_epoch, to_epoch, zone
-from materializer.loader import Conn, Tenant, load_tenant_by_id
-from materializer.refresh import refresh
-from materializer.verify import Drift, verify
-from sql import query
+from slotmill.materializer.horizon import from_epoch, to_epoch, zone
+from slotmill.materializer.loader import Conn, Tenant, load_tenant_by_id
+from slotmill.materializer.refresh import refresh
+from slotmill.materializer.verify import Drift, verify
+from slotmill.sql import query
 
 log = logging.getLogger("slotmill.worker")
 

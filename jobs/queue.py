@@ -20,11 +20,11 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
-from materializer import engine
-from materializer.horizon import Horizon, from_epoch, to_epoch
-from materializer.loader import Conn, Tenant, load_rules, load_tenant_by_id
-from materializer.refresh import FULL_REFRESH_CHUNK, all_staff_ids, recompute_in_transaction
-from sql import query
+from slotmill.materializer import engine
+from slotmill.materializer.horizon import Horizon, from_epoch, to_epoch
+from slotmill.materializer.loader import Conn, Tenant, load_rules, load_tenant_by_id
+from slotmill.materializer.refresh import FULL_REFRESH_CHUNK, all_staff_ids, recompute_in_transaction
+from slotmill.sql import query
 
 log = logging.getLogger("slotmill.worker")
 

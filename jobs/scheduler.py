@@ -18,7 +18,7 @@ import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from jobs.nightly import expire_holds, nightly_tick
+from slotmill.jobs.nightly import expire_holds, nightly_tick
 
 log = logging.getLogger("slotmill.worker")
 

@@ -28,9 +28,9 @@ from typing import Any
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from jobs.queue import GroupFailed, GroupKey, Outcome, drain_one
-from jobs.scheduler import build_scheduler
 from slotmill.config import get_settings
+from slotmill.jobs.queue import GroupFailed, GroupKey, Outcome, drain_one
+from slotmill.jobs.scheduler import build_scheduler
 
 log = logging.getLogger("slotmill.worker")
 

@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
-from materializer.model import (
+from slotmill.materializer.model import (
     MINUTES_PER_DAY,
     BusyKind,
     BusyRange,

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfoNotFoundError
 import psycopg
 from psycopg.rows import dict_row
 
-from materializer.horizon import MAX_SPAN_S, Horizon, from_epoch, horizon_for, to_epoch, window_dates, zone
-from materializer.model import (
+from slotmill.materializer.horizon import MAX_SPAN_S, Horizon, from_epoch, horizon_for, to_epoch, window_dates, zone
+from slotmill.materializer.model import (
     BusyKind,
     BusyRange,
     HolidayRule,
@@ -27,7 +27,7 @@ from materializer.model import (
     StaffSchedule,
     TemplateRule,
 )
-from sql import query
+from slotmill.sql import query
 
 Conn = psycopg.Connection[Any]
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
-from materializer import engine
-from materializer.loader import Conn, Tenant, load_rules
-from materializer.model import Slot
-from sql import query
+from slotmill.materializer import engine
+from slotmill.materializer.loader import Conn, Tenant, load_rules
+from slotmill.materializer.model import Slot
+from slotmill.sql import query
 
 
 def compute_on_demand(

@@ -17,13 +17,13 @@ from uuid import UUID
 
 from psycopg.copy import QueuedLibpqWriter
 
-from materializer import engine
-from materializer.engine import SlotRun
-from materializer.horizon import from_epoch
-from materializer.loader import Conn, LoadedRules, Tenant, load_rules
-from materializer.model import Slot
-from materializer.slot_ids import slot_id_prefix
-from sql import query
+from slotmill.materializer import engine
+from slotmill.materializer.engine import SlotRun
+from slotmill.materializer.horizon import from_epoch
+from slotmill.materializer.loader import Conn, LoadedRules, Tenant, load_rules
+from slotmill.materializer.model import Slot
+from slotmill.materializer.slot_ids import slot_id_prefix
+from slotmill.sql import query
 
 # Staff members per transaction in a full refresh: bounds lock-table use (one advisory
 # lock each) and how long one transaction holds them.

@@ -10,10 +10,10 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
-from materializer.horizon import from_epoch, to_epoch
-from materializer.loader import Conn, Tenant, load_rules
-from materializer.refresh import compute, slot_rows
-from sql import query
+from slotmill.materializer.horizon import from_epoch, to_epoch
+from slotmill.materializer.loader import Conn, Tenant, load_rules
+from slotmill.materializer.refresh import compute, slot_rows
+from slotmill.sql import query
 
 # (staff_id, service_id, location_id, starts_at, ends_at, held_until) by slot id
 SlotKey = tuple[Any, ...]

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from uuid import UUID
 
-from materializer.loader import RuleError
 from slotmill.config import get_settings
 from slotmill.logs import setup_logging
+from slotmill.materializer.loader import RuleError
 
 
 class CliError(Exception):
@@ -48,7 +48,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _window(tenant_zone: str, start: date | None, end: date | None) -> tuple[int | None, int | None]:
-    from materializer.horizon import local_midnight
+    from slotmill.materializer.horizon import local_midnight
 
     if start and end and start > end:
         raise CliError(f"--from {start} is after --to {end}")
@@ -62,8 +62,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from materializer.loader import UnknownTenant, load_tenant
-    from materializer.refresh import refresh
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
+    from slotmill.materializer.refresh import refresh
 
     if args.date_from and args.date_to and args.date_from > args.date_to:
         raise CliError(f"--from {args.date_from} is after --to {args.date_to}")
@@ -111,9 +111,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import psycopg
 
-    from materializer.horizon import from_epoch
-    from materializer.loader import UnknownTenant, load_tenant
-    from materializer.verify import verify
+    from slotmill.materializer.horizon import from_epoch
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
+    from slotmill.materializer.verify import verify
 
     with psycopg.connect(_url()) as conn:
         try:
@@ -150,9 +150,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import psycopg
 
-    from materializer.loader import load_tenant
-    from materializer.refresh import refresh
     from slotmill.demo import DEMO_SLUG, demo_exists, load_demo
+    from slotmill.materializer.loader import load_tenant
+    from slotmill.materializer.refresh import refresh
     from slotmill.migrate import migrate
 
     url = _url()
@@ -185,8 +185,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     import psycopg
 
-    from materializer.loader import UnknownTenant, load_tenant
     from slotmill.keys import create_key
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
 
     with psycopg.connect(_url()) as conn:
         try:
@@ -201,14 +201,14 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from api.server import serve
+    from slotmill.api.server import serve
 
     serve(host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobs.worker import run_worker
+    from slotmill.jobs.worker import run_worker
 
     return run_worker(url=_url(), concurrency=args.concurrency)
 

@@ -8,7 +8,7 @@ import logging
 
 import psycopg
 
-from sql import migrations
+from slotmill.sql import migrations
 
 log = logging.getLogger(__name__)
 

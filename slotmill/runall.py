@@ -60,10 +60,10 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def _ensure_demo(url: str) -> str | None:
     """Load the demo tenant if the database has no tenant; the demo's slot URL query."""
-    from materializer.horizon import local_date
-    from materializer.loader import load_tenant
-    from materializer.refresh import refresh
     from slotmill.demo import demo_exists, load_demo
+    from slotmill.materializer.horizon import local_date
+    from slotmill.materializer.loader import load_tenant
+    from slotmill.materializer.refresh import refresh
 
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT EXISTS (SELECT 1 FROM tenants)").fetchone()

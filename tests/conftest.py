@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from slotmill.testdb import create_test_database, drop_test_database, ensure_template, resolve_server
+from tests.testdb import create_test_database, drop_test_database, ensure_template, resolve_server
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,12 +10,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.app import create_app
-from jobs.queue import drain_one
-from materializer.loader import load_tenant
-from materializer.refresh import refresh
 from slotmill import seed
+from slotmill.api.app import create_app
 from slotmill.config import Settings
+from slotmill.jobs.queue import drain_one
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.refresh import refresh
 from tests.test_worker_queue import AppClient, Salon, assert_no_drift, queue_depth, today_utc, utc
 
 Conn = psycopg.Connection[Any]

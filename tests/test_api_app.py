@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import api.db
-import api.server
-from api.app import create_app
-from api.ratelimit import RateLimiter, client_address
+from slotmill.api import db as api_db
+from slotmill.api import server as api_server
+from slotmill.api.app import create_app
+from slotmill.api.ratelimit import RateLimiter, client_address
 from slotmill.logs import JsonFormatter
-from sql import query, schema_version
+from slotmill.sql import query, schema_version
 from tests.test_api_support import World, db_exec, hold_ok, iso, problem, run, running, settings_for, world
 
 __all__ = ["world"]
@@ -52,7 +52,7 @@ def test_503_when_the_database_does_not_answer(monkeypatch: pytest.MonkeyPatch) 
     # Nothing listens on port 1: the app still starts (the pool connects in the background)
     # and says it is not ready instead of failing to boot; requests needing the database
     # are told to retry.
-    monkeypatch.setattr(api.db, "ACQUIRE_TIMEOUT", 0.5)
+    monkeypatch.setattr(api_db, "ACQUIRE_TIMEOUT", 0.5)
 
     async def main() -> list[httpx.Response]:
         app = create_app(settings_for("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"))
@@ -264,19 +264,19 @@ def test_client_address_trusts_forwarded_for_only_when_configured() -> None:
 
 def test_serve_uses_the_factory_for_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(api.server.uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    monkeypatch.setattr(api.server, "setup_logging", lambda level: None)
+    monkeypatch.setattr(api_server.uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setattr(api_server, "setup_logging", lambda level: None)
     monkeypatch.setenv("DATABASE_URL", "postgresql://unused")
     from slotmill.config import get_settings
 
     get_settings.cache_clear()
     try:
-        api.server.serve("127.0.0.1", 8123, workers=3)
-        api.server.serve("127.0.0.1", 8124, workers=1)
+        api_server.serve("127.0.0.1", 8123, workers=3)
+        api_server.serve("127.0.0.1", 8124, workers=1)
     finally:
         get_settings.cache_clear()
     (many_app, many), (one_app, one) = calls
-    assert many_app == "api.app:create_app" and many["factory"] is True and many["workers"] == 3
+    assert many_app == "slotmill.api.app:create_app" and many["factory"] is True and many["workers"] == 3
     assert not isinstance(one_app, str) and "workers" not in one
     for kw in (many, one):
         assert kw["loop"] == "auto" and kw["http"] == "auto"

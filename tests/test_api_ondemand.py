@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from materializer.horizon import from_epoch, to_epoch
-from materializer.loader import load_tenant
-from materializer.ondemand import compute_on_demand, slot_is_valid
 from slotmill import seed
+from slotmill.materializer.horizon import from_epoch, to_epoch
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.ondemand import compute_on_demand, slot_is_valid
 from tests.test_api_support import World, world
 
 __all__ = ["world"]

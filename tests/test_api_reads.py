@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from slotmill import seed
-from sql import query
+from slotmill.sql import query
 from tests.test_api_support import (
     World,
     bearer,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from api.app import create_app
+from slotmill.api.app import create_app
 from tests.test_api_support import World, settings_for, world
 
 __all__ = ["world"]

@@ -21,12 +21,12 @@ import psycopg
 import pytest
 from starlette.applications import Starlette
 
-from api.app import create_app
-from materializer.loader import load_tenant
-from materializer.refresh import refresh
 from slotmill import seed
+from slotmill.api.app import create_app
 from slotmill.config import Settings
 from slotmill.keys import create_key
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.refresh import refresh
 
 T = TypeVar("T")
 ZONE = "Europe/London"

@@ -39,8 +39,8 @@ from pydantic import AliasChoices
 
 from slotmill import seed
 from slotmill.config import Settings
-from slotmill.testdb import with_database
-from sql import migrations
+from slotmill.sql import migrations
+from tests.testdb import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 # The console script of the environment running the tests (.venv/bin/slotmill).
@@ -304,8 +304,8 @@ def test_compose_api_answers_readyz_and_its_healthcheck_passes(db_url: str, tmp_
 
 
 def test_compose_workers_drain_the_queue_together(db_url: str, tmp_path: Path) -> None:
-    from materializer.loader import load_tenant
-    from materializer.verify import verify
+    from slotmill.materializer.loader import load_tenant
+    from slotmill.materializer.verify import verify
 
     replicas = int(compose()["services"]["worker"].get("deploy", {}).get("replicas", 1))
     with psycopg.connect(db_url, autocommit=True) as db:

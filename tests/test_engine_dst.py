@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-from materializer.engine import generate_slots, merged_windows
-from materializer.model import ServiceRule, StaffSchedule, TemplateRule, Window
+from slotmill.materializer.engine import generate_slots, merged_windows
+from slotmill.materializer.model import ServiceRule, StaffSchedule, TemplateRule, Window
 
 STAFF = UUID(int=1)
 SERVICE = UUID(int=2)

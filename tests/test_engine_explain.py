@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from materializer.engine import explain, generate_slots, merged_windows
-from materializer.model import (
+from slotmill.materializer.engine import explain, generate_slots, merged_windows
+from slotmill.materializer.model import (
     BusyKind,
     BusyRange,
     Explanation,

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from materializer.engine import explain, generate_slots, merged_windows
-from materializer.model import (
+from slotmill.materializer.engine import explain, generate_slots, merged_windows
+from slotmill.materializer.model import (
     BusyKind,
     BusyRange,
     HolidayRule,

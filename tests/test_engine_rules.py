@@ -9,8 +9,8 @@ from uuid import UUID
 
 import pytest
 
-from materializer.engine import compute_slots, generate_slots, merged_windows
-from materializer.model import (
+from slotmill.materializer.engine import compute_slots, generate_slots, merged_windows
+from slotmill.materializer.model import (
     BusyKind,
     BusyRange,
     HolidayRule,
@@ -22,7 +22,7 @@ from materializer.model import (
     TemplateRule,
     Window,
 )
-from materializer.slot_ids import slot_id, slot_id_prefix
+from slotmill.materializer.slot_ids import slot_id, slot_id_prefix
 
 STAFF = UUID(int=1)
 SERVICE = UUID(int=2)

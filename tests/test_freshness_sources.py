@@ -12,8 +12,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from api.app import create_app
 from slotmill import seed
+from slotmill.api.app import create_app
 from slotmill.config import Settings
 from tests.test_worker_queue import (
     AppClient,

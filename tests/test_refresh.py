@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from materializer.horizon import local_midnight, to_epoch
-from materializer.loader import load_tenant
-from materializer.refresh import refresh
-from materializer.verify import verify
 from slotmill import seed
+from slotmill.materializer.horizon import local_midnight, to_epoch
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.refresh import refresh
+from slotmill.materializer.verify import verify
 
 Conn = psycopg.Connection[Any]
 

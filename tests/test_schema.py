@@ -12,7 +12,7 @@ import pytest
 
 from slotmill import seed
 from slotmill.migrate import migrate
-from slotmill.testdb import create_test_database, drop_test_database
+from tests.testdb import create_test_database, drop_test_database
 
 T0 = datetime(2030, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -170,7 +170,7 @@ def test_24_00_end_time_is_allowed(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_migrate_is_idempotent_and_safe_concurrently(pg_admin_url: str) -> None:
-    from slotmill.testdb import with_database
+    from tests.testdb import with_database
 
     name = "slotmill_migrate_race"
     with psycopg.connect(pg_admin_url, autocommit=True) as c:

@@ -22,12 +22,12 @@ import psycopg
 import pytest
 import uvicorn
 
-from api.app import create_app
-from materializer.loader import load_tenant
-from materializer.refresh import refresh
 from slotmill import seed
+from slotmill.api.app import create_app
 from slotmill.config import Settings
 from slotmill.demo import DEMO_SLUG, load_demo
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.refresh import refresh
 
 LONDON = ZoneInfo("Europe/London")
 

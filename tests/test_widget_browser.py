@@ -20,11 +20,11 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from materializer.loader import load_tenant
-from materializer.refresh import refresh
 from slotmill import seed
 from slotmill.config import Settings
 from slotmill.demo import DEMO_SLUG, load_demo
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.refresh import refresh
 from tests.test_widget_api import serve
 
 pytestmark = pytest.mark.browser

@@ -20,8 +20,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from jobs.worker import HOLD_ENV
 from slotmill import seed
+from slotmill.jobs.worker import HOLD_ENV
 from tests.test_worker_queue import (
     Salon,
     assert_no_drift,

@@ -11,19 +11,19 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from jobs.nightly import (
+from slotmill import seed
+from slotmill.jobs.nightly import (
     counted_drift,
     expire_holds,
     nightly_due,
     nightly_tick,
     run_nightly_for,
 )
-from jobs.queue import drain_one
-from jobs.scheduler import build_scheduler
-from materializer.horizon import to_epoch
-from materializer.loader import load_tenant
-from materializer.verify import Drift
-from slotmill import seed
+from slotmill.jobs.queue import drain_one
+from slotmill.jobs.scheduler import build_scheduler
+from slotmill.materializer.horizon import to_epoch
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.verify import Drift
 from tests.test_worker_queue import (
     Salon,
     assert_no_drift,

@@ -19,7 +19,8 @@ import psycopg
 import pytest
 from starlette.applications import Starlette
 
-from jobs.queue import (
+from slotmill import seed
+from slotmill.jobs.queue import (
     GroupFailed,
     Request,
     drain_one,
@@ -27,11 +28,10 @@ from jobs.queue import (
     merge_spans,
     request_spans,
 )
-from jobs.worker import Worker
-from materializer.horizon import Horizon, horizon_for
-from materializer.loader import load_tenant
-from materializer.verify import verify
-from slotmill import seed
+from slotmill.jobs.worker import Worker
+from slotmill.materializer.horizon import Horizon, horizon_for
+from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.verify import verify
 
 Conn = psycopg.Connection[Any]
 H = 3600

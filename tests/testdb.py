@@ -3,7 +3,7 @@
 Order (SPEC §2): ``SLOTMILL_TEST_DATABASE_URL``; else testcontainers when a Docker engine
 answers; else the embedded server. Isolation is by ``CREATE DATABASE ... TEMPLATE``, not by
 rollback, because workers, LISTEN/NOTIFY and many connections are under test.
-Lives in the package (not tests/) so `make bench-smoke` and the compose test can use it too.
+Test-only (never installed): `make bench-smoke` imports it from here too.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from slotmill.embedded import embedded_server
 from slotmill.migrate import migrate
-from sql import migrations
+from slotmill.sql import migrations
 
 _counter = itertools.count()
 TEMPLATE_LOCK_KEY = 0x736C6F7474706C  # "slottpl"
