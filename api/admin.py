@@ -40,12 +40,10 @@ from slotmill.materializer import engine
 from slotmill.materializer.horizon import from_epoch, horizon_for, local_midnight, to_epoch
 from slotmill.materializer.loader import Tenant, load_rules
 from slotmill.materializer.refresh import refresh
-from slotmill.sql import query
+from slotmill.sql import owned_by
 
-# The database's clamps of the read-time rules (slotmill_bookable_from/_until, 0003), so
-# explain agrees with what a public read shows.
-MAX_NOTICE_MINUTES = 5_256_000
-MAX_ADVANCE_DAYS = 3660
+Q = owned_by(__name__)
+
 # Starts explain accepts: local dates must exist on both sides in every zone.
 EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
@@ -166,27 +164,16 @@ def authorize(request: Request) -> None:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _tenant(row: dict[str, Any]) -> Tenant:
-    return Tenant(
-        id=row["id"],
-        slug=row["slug"],
-        name=row["name"],
-        zone=row["timezone"],
-        horizon_days=row["horizon_days"],
-        settings=dict(row["settings"] or {}),
-    )
-
-
 async def _load_tenant(pool: AsyncConnectionPool[Any], slug: str, staff_id: UUID | None) -> Tenant:
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query("admin_tenant"), {"slug": slug, "staff_id": staff_id})
+        await cur.execute(Q["admin_tenant"], {"slug": slug, "staff_id": staff_id})
         row = await cur.fetchone()
     if row is None:
         raise not_found("tenant", f"no tenant {slug!r}")
     if not row["staff_found"]:
         raise not_found("staff", f"no staff member {staff_id} in tenant {slug!r}")
-    return _tenant(row)
+    return Tenant.from_row(row)
 
 
 def _bound(value: date | datetime | None, zone: str, *, end: bool) -> int | None:
@@ -200,10 +187,6 @@ def _bound(value: date | datetime | None, zone: str, *, end: bool) -> int | None
         return local_midnight(value + timedelta(days=1) if end else value, zone)
     except (OverflowError, ValueError):
         return None
-
-
-def _instant(t: int) -> str:
-    return from_epoch(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- POST /v1/admin/recalculate -----------------------------------------------------------
@@ -248,7 +231,7 @@ async def recalculate(request: Request) -> Response:
     pool: AsyncConnectionPool[Any] = request.app.state.pool
     async with pool.connection() as conn:
         cur = await conn.execute(
-            query("admin_enqueue_recompute"),
+            Q["admin_enqueue_recompute"],
             {
                 "tenant_id": tenant.id,
                 "staff_id": body.staff_id,
@@ -271,7 +254,7 @@ async def tenant_status(request: Request) -> Response:
     tenant = await _load_tenant(pool, slug, None)
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query("admin_tenant_status"), {"tenant_id": tenant.id})
+        await cur.execute(Q["admin_tenant_status"], {"tenant_id": tenant.id})
         s = await cur.fetchone()
     assert s is not None
     h = horizon_for(tenant.zone, tenant.horizon_days, int(time.time()))
@@ -321,8 +304,12 @@ def _query_param(request: Request, name: str) -> str:
 def _explain(
     sync_pool: ConnectionPool[Any], tenant: Tenant, staff_id: UUID, service_id: UUID, t: int
 ) -> dict[str, Any]:
-    now = int(time.time())
     with sync_pool.connection() as conn, conn.transaction():  # one snapshot for every rule
+        with conn.cursor(row_factory=dict_row) as cur:
+            limits = cur.execute(Q["admin_bookable"], {"tenant_id": tenant.id, "service_id": service_id}).fetchone()
+        if limits is None:
+            raise not_found("service", f"no service {service_id} in tenant {tenant.slug!r}")
+        now = to_epoch(limits["now"])
         rules = load_rules(conn, tenant, staff_ids=[staff_id], lo=t, hi=t + 1, now=now)
     staff = rules.staff.get(staff_id)
     if staff is None:
@@ -330,14 +317,6 @@ def _explain(
     service = rules.services.get(service_id)
     if service is None:
         raise not_found("service", f"no service {service_id} in tenant {tenant.slug!r}")
-    notice = service.min_notice_minutes
-    if notice is None:
-        notice = tenant.setting_int("min_notice_minutes", 0)
-    advance = service.max_advance_days
-    if advance is None:
-        advance = tenant.setting_int("max_advance_days", tenant.horizon_days)
-    notice = min(max(notice, 0), MAX_NOTICE_MINUTES)
-    advance = min(advance, MAX_ADVANCE_DAYS)
     e = engine.explain(
         staff.schedule,
         service.rule,
@@ -345,8 +324,8 @@ def _explain(
         active=staff.active and service.active,
         starts_at=t,
         now=now,
-        min_notice_s=notice * 60,
-        advance_limit=now + advance * 86400,
+        min_notice_s=to_epoch(limits["bookable_from"]) - now,
+        advance_limit=to_epoch(limits["bookable_until"]),
         horizon_end=rules.horizon.end,
         first=rules.first_date,
         last=rules.last_date,

@@ -29,9 +29,10 @@ from slotmill.api.middleware import RequestContextMiddleware
 from slotmill.api.openapi import openapi_document
 from slotmill.api.ratelimit import RateLimiter
 from slotmill.config import Settings, get_settings
-from slotmill.sql import query, schema_version
+from slotmill.sql import owned_by, schema_version
 
 log = logging.getLogger("slotmill.api")
+Q = owned_by(__name__)
 
 WIDGET_DIR = Path(__file__).resolve().parent / "widget"
 # Bodies of the JSON endpoints are a few hundred bytes; refuse megabytes early.
@@ -47,7 +48,7 @@ async def healthz(request: Request) -> Response:
 async def healthz_db(request: Request) -> Response:
     pool: AsyncConnectionPool[Any] = request.app.state.pool
     async with pool.connection() as conn:
-        await conn.execute(query("ping"))
+        await conn.execute(Q["ping"])
     return JSONResponse({"ok": True})
 
 
@@ -56,7 +57,7 @@ async def readyz(request: Request) -> Response:
     want = schema_version()
     try:
         async with pool.connection(timeout=READY_TIMEOUT_S) as conn:
-            cur = await conn.execute(query("schema_version"))
+            cur = await conn.execute(Q["schema_version"])
             row = await cur.fetchone()
     except Exception as e:  # any failure to ask means "not ready", never a 500
         raise ProblemError(

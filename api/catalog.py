@@ -17,8 +17,10 @@ from starlette.routing import BaseRoute, Route
 
 from slotmill.api.errors import not_found
 from slotmill.api.models import tenant_slug
-from slotmill.api.ratelimit import client_address
-from slotmill.sql import query
+from slotmill.api.ratelimit import rate_limit
+from slotmill.sql import owned_by
+
+Q = owned_by(__name__)
 
 # Services and staff change rarely; a minute of staleness spares the database a read per
 # page view and is far shorter than anyone takes to pick a slot.
@@ -26,15 +28,12 @@ CACHE_CONTROL = "public, max-age=60"
 
 
 async def read_catalog(request: Request) -> Response:
+    rate_limit(request, "reads")
     state = request.app.state
-    limiter = getattr(state, "read_limiter", None)
-    if limiter is not None and limiter.enabled:
-        trust = state.settings.trust_forwarded_for
-        limiter.check(client_address(request, trust_forwarded_for=trust))
     slug = tenant_slug(request.path_params["slug"])
     pool: AsyncConnectionPool[Any] = state.pool
     async with pool.connection() as conn:
-        cur = await conn.execute(query("read_catalog"), {"slug": slug})
+        cur = await conn.execute(Q["read_catalog"], {"slug": slug})
         row = await cur.fetchone()
     if row is None:
         raise not_found("tenant", f"no tenant {slug!r}")

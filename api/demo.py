@@ -2,7 +2,7 @@
 
 Confirming a hold needs the tenant's secret key (SPEC §9), which a public page must never
 hold. So in demo mode (``SLOTMILL_DEMO_MODE=1``, set by ``slotmill run``) the server confirms
-on the page's behalf: the host confirm itself (``api.host.confirm``), in-process, in one
+on the page's behalf: the booking lifecycle's confirm (``slotmill.materializer.bookings.confirm``), in-process, in one
 transaction: live-hold check (410 expired, 409 not held), re-check against the current rules,
 confirmed, now-impossible slots removed. The customer is recorded as ``demo:<name>``.
 Without demo mode the route does not exist at all (a 404 like any unknown path).
@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from slotmill.api import host
-from slotmill.api.errors import ProblemError, not_found
-from slotmill.api.models import ConfirmIn, parse_json_object, parse_model, parse_uuid, tenant_slug
-from slotmill.api.ratelimit import client_address
+from slotmill.api.errors import booking_problem, not_found
+from slotmill.api.models import parse_json_object, parse_model, parse_uuid, tenant_slug
+from slotmill.api.ratelimit import rate_limit
+from slotmill.materializer import bookings
 from slotmill.materializer.loader import UnknownTenant, load_tenant
 
 CUSTOMER_PREFIX = "demo:"
@@ -51,44 +50,37 @@ class DemoConfirmIn(BaseModel):
     name: Name
 
 
-def _confirm(pool: ConnectionPool, slug: str, hold_id: UUID, name: str) -> host.Outcome:
-    failure: ProblemError | None = None
-    try:
-        with pool.connection() as conn, conn.transaction():
-            try:
-                tenant = load_tenant(conn, slug)
-            except UnknownTenant:
-                raise not_found("tenant", f"no tenant {slug!r}") from None
-            try:
-                req = ConfirmIn(customer_ref=CUSTOMER_PREFIX + name)
-                outcome = host.confirm(conn, tenant, hold_id=hold_id, req=req)
-            except ProblemError as err:
-                # Committed like a host call's outcome: a lapsed hold stays marked expired.
-                failure = err
-    except psycopg.errors.IntegrityError as e:
-        # A host wrote a conflicting booking directly; nothing was changed here.
-        detail = e.diag.message_primary or str(e)
-        raise ProblemError(409, "booking_conflict", "Booking conflict", detail) from None
-    if failure is not None:
-        raise failure
-    return outcome
+def _confirm(pool: ConnectionPool, slug: str, hold_id: UUID, name: str) -> dict[str, Any]:
+    failure: bookings.BookingError | None = None
+    with pool.connection() as conn, conn.transaction():
+        try:
+            tenant = load_tenant(conn, slug)
+        except UnknownTenant:
+            raise not_found("tenant", f"no tenant {slug!r}") from None
+        try:
+            booking = bookings.confirm(conn, tenant, hold_id=hold_id, customer_ref=CUSTOMER_PREFIX + name, notes=None)
+            return booking.as_json()
+        except bookings.BookingError as err:
+            if getattr(err, "transient", False):
+                raise booking_problem(err) from None
+            # Committed like a host call's outcome: a lapsed hold stays marked expired.
+            failure = err
+    assert failure is not None
+    raise booking_problem(failure)
 
 
 async def confirm_for_demo(request: Request) -> Response:
     state = request.app.state
     # A public write, like a hold: the same per-address budget.
-    limiter = getattr(state, "hold_limiter", None)
-    if limiter is not None and limiter.enabled:
-        trust = state.settings.trust_forwarded_for
-        limiter.check(client_address(request, trust_forwarded_for=trust))
+    rate_limit(request, "holds")
     slug = tenant_slug(request.path_params["slug"])
     hold_id = parse_uuid(request.path_params["hold_id"], "path.hold_id")
     req = parse_model(DemoConfirmIn, parse_json_object(await request.body()), "body")
-    outcome = await asyncio.to_thread(_confirm, state.sync_pool, slug, hold_id, req.name)
+    booking = await asyncio.to_thread(_confirm, state.sync_pool, slug, hold_id, req.name)
     metrics = getattr(state, "metrics", None)
     if metrics is not None:
         metrics.confirms.inc()
-    return outcome.response()
+    return JSONResponse(booking, status_code=201)
 
 
 routes: list[BaseRoute] = [

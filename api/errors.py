@@ -6,6 +6,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from slotmill.materializer.bookings import BookingError, HoldExpired, NotFound
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -58,3 +60,14 @@ def not_found(what: str, detail: str | None = None) -> ProblemError:
 
 def invalid(field: str, detail: str) -> ProblemError:
     return ProblemError(422, "validation_error", "Invalid request", detail, field=field)
+
+
+# HTTP statuses of the booking lifecycle's refusals (slotmill.materializer.bookings); any
+# other BookingError is a conflict with the current state: 409.
+_BOOKING_STATUS: dict[type[BookingError], int] = {NotFound: 404, HoldExpired: 410}
+
+
+def booking_problem(err: BookingError) -> ProblemError:
+    """The problem+json answer for a refused booking operation (same ``code``)."""
+    status = next((s for cls, s in _BOOKING_STATUS.items() if isinstance(err, cls)), 409)
+    return ProblemError(status, err.code, err.title, err.detail)

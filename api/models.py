@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from slotmill.api.errors import ProblemError
+from slotmill.materializer.horizon import format_instant
 
 MAX_RANGE_DAYS = 62
 
@@ -94,7 +95,7 @@ def _no_nul(value: str) -> str:
 
 
 def _instant_out(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_instant(value)
 
 
 Instant = Annotated[

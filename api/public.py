@@ -1,7 +1,8 @@
 """Public endpoints (SPEC §9), no key, rate-limited per client address: slot reads, holds.
 
 Hot paths on the async pool. A slot read is one statement whose result is the response body
-(sql/queries/api.sql); a hold is one function call, slotmill_hold() (sql/migrations/0005_hold_function.sql).
+(sql/queries/reads.sql); a hold and a release are the booking lifecycle's
+(slotmill.materializer.bookings).
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from slotmill.api.errors import ProblemError, invalid, not_found
+from slotmill.api.errors import booking_problem, invalid, not_found
 from slotmill.api.models import (
     HoldBySlot,
     HoldByTime,
@@ -25,26 +25,20 @@ from slotmill.api.models import (
     parse_uuid,
     tenant_slug,
 )
-from slotmill.api.ratelimit import client_address
-from slotmill.sql import query
+from slotmill.api.ratelimit import rate_limit
+from slotmill.materializer import bookings
+from slotmill.sql import owned_by
+
+Q = owned_by(__name__)
 
 JSON = "application/json"
-
-
-def _limit(request: Request, which: str) -> None:
-    state = request.app.state
-    limiter = state.read_limiter if which == "reads" else state.hold_limiter
-    if limiter.enabled:
-        limiter.check(
-            client_address(request, trust_forwarded_for=state.settings.trust_forwarded_for)
-        )
 
 
 # --- GET /v1/tenants/{slug}/slots ---------------------------------------------------------
 
 
 async def read_slots(request: Request) -> Response:
-    _limit(request, "reads")
+    rate_limit(request, "reads")
     q = parse_model(SlotQuery, request.query_params, "query")
     problem = q.range_error()
     if problem:
@@ -70,7 +64,7 @@ async def read_slots(request: Request) -> Response:
             # Prepared only for the per-staff read: measured 1.35 ms prepared vs 2.11 ms
             # planned afresh (PostgreSQL 15), while a generic plan of the any-staff read was
             # once 3.7x slower than a custom one (api/db.py).
-            cur = await conn.execute(query(name), params, prepare=name == "read_slots")
+            cur = await conn.execute(Q[name], params, prepare=name == "read_slots")
         except psycopg.errors.InvalidParameterValue:
             # zoneinfo knows the zone but this server's time zone database does not
             raise invalid("query.tz", f"query.tz: {q.tz!r} is unknown to the database") from None
@@ -94,110 +88,34 @@ async def read_slots(request: Request) -> Response:
 # --- POST /v1/tenants/{slug}/holds --------------------------------------------------------
 
 
-def _hold_request(body: bytes) -> HoldBySlot | HoldByTime:
+def _hold_request(body: bytes, slug: str) -> bookings.HoldRequest:
     data = parse_json_object(body)
     if "slot_id" in data:
-        return parse_model(HoldBySlot, data, "body")
-    return parse_model(HoldByTime, data, "body")
-
-
-async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """One hold attempt (slotmill_hold(): lock, check, insert, hide; one round trip plus the
-    commit). None when the database refused the booking."""
-    try:
-        async with conn.transaction():
-            cur = await conn.execute(query("create_hold"), params)
-            return await cur.fetchone()
-    except psycopg.errors.ExclusionViolation:
-        # A booking the slot table does not show yet (a host's direct insert whose
-        # recompute is still queued) is in the way.
-        return None
-
-
-async def _attempt_any(
-    conn: AsyncConnection[Any], params: dict[str, Any], staff_ids: list[Any]
-) -> str | None:
-    """Hold the first of ``staff_ids`` (best first) that can be held, in one transaction.
-
-    Each attempt runs in a savepoint: rolling one back also releases the staff member's
-    advisory lock it took, so a refused attempt leaves nothing behind and never makes the
-    next one wait behind a lock it no longer needs.
-    """
-    async with conn.pipeline(), conn.transaction():
-        for staff_id in staff_ids:
-            try:
-                async with conn.transaction():
-                    p = {**params, "staff_id": staff_id}
-                    cur = await conn.execute(query("create_hold"), p)
-                    row = await cur.fetchone()
-                    if row is None or row[4] is None:
-                        raise psycopg.Rollback()
-            except psycopg.errors.ExclusionViolation:
-                continue
-            hold: str = row[4]
-            return hold
-    return None
-
-
-def _unavailable() -> ProblemError:
-    return ProblemError(
-        409,
-        "slot_unavailable",
-        "Slot unavailable",
-        "the slot is not offered now (taken, held, or no longer bookable)",
+        by_slot = parse_model(HoldBySlot, data, "body")
+        return bookings.HoldRequest(slug, slot_id=by_slot.slot_id, session_id=by_slot.session_id)
+    by_time = parse_model(HoldByTime, data, "body")
+    return bookings.HoldRequest(
+        slug,
+        service_id=by_time.service_id,
+        starts_at=by_time.starts_at,
+        staff_id=by_time.staff_id,
+        session_id=by_time.session_id,
     )
 
 
 async def create_hold(request: Request) -> Response:
-    _limit(request, "holds")
-    req = _hold_request(await request.body())
+    rate_limit(request, "holds")
     slug = tenant_slug(request.path_params["slug"])
+    req = _hold_request(await request.body(), slug)
     metrics = request.app.state.metrics
-    base: dict[str, Any] = {
-        "slug": slug,
-        "slot_id": None,
-        "service_id": None,
-        "starts_at": None,
-        "staff_id": None,
-        "session_id": req.session_id,
-    }
-    if isinstance(req, HoldBySlot):
-        base["slot_id"] = req.slot_id
-    else:
-        base.update(service_id=req.service_id, starts_at=req.starts_at, staff_id=req.staff_id)
-
-    hold: str | None = None
-    async with request.app.state.pool.connection() as conn:
-        if isinstance(req, HoldByTime) and req.staff_id is None:
-            cur = await conn.execute(query("hold_candidates"), base)
-            found = await cur.fetchone()
-            assert found is not None
-            no_tenant, no_service, staff_ids = found
-            if no_tenant:
-                raise not_found("tenant", f"no tenant {slug!r}")
-            if no_service:
-                raise not_found("service", f"no active service {req.service_id} in tenant {slug!r}")
-            if staff_ids:
-                hold = await _attempt_any(conn, base, staff_ids)
-        else:
-            row = await _attempt(conn, base)
-            if row is not None:
-                no_tenant, no_service, no_staff, no_slot, hold = row
-                if no_tenant:
-                    raise not_found("tenant", f"no tenant {slug!r}")
-                if no_service:
-                    raise not_found(
-                        "service", f"no active service {base['service_id']} in tenant {slug!r}"
-                    )
-                if no_staff:
-                    raise not_found(
-                        "staff", f"no active staff member {base['staff_id']} in tenant {slug!r}"
-                    )
-                if no_slot:
-                    raise not_found("slot", f"no slot {base['slot_id']!r} in tenant {slug!r}")
-    if hold is None:
+    try:
+        async with request.app.state.pool.connection() as conn:
+            hold = await bookings.hold(conn, req)
+    except bookings.SlotUnavailable as err:
         metrics.hold_conflicts.inc()
-        raise _unavailable()
+        raise booking_problem(err) from None
+    except bookings.BookingError as err:
+        raise booking_problem(err) from None
     metrics.holds_created.inc()
     return Response(hold, status_code=201, media_type=JSON)
 
@@ -208,25 +126,11 @@ async def create_hold(request: Request) -> Response:
 async def release_hold(request: Request) -> Response:
     hold_id = parse_uuid(request.path_params["hold_id"], "path.hold_id")
     slug = tenant_slug(request.path_params["slug"])
-    params = {"slug": slug, "hold_id": hold_id}
-    async with request.app.state.pool.connection() as conn:
-        async with conn.pipeline(), conn.transaction():
-            await conn.execute(query("lock_hold_staff"), params)
-            cur = await conn.execute(query("release_hold"), params)
-        row = await cur.fetchone()
-    assert row is not None
-    no_tenant, status, released = row
-    if no_tenant:
-        raise not_found("tenant", f"no tenant {slug!r}")
-    if status is None:
-        raise not_found("hold", f"no hold {hold_id} in tenant {slug!r}")
-    if status == "confirmed" or (status == "held" and not released):
-        raise ProblemError(
-            409,
-            "hold_confirmed",
-            "Hold already confirmed",
-            f"{hold_id} is a confirmed booking: cancel it through the host API",
-        )
+    try:
+        async with request.app.state.pool.connection() as conn:
+            released = await bookings.release(conn, slug, hold_id)
+    except bookings.BookingError as err:
+        raise booking_problem(err) from None
     if released:
         request.app.state.metrics.holds_released.inc()
     # Releasing what is already cancelled or expired is done already: DELETE is idempotent.

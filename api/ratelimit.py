@@ -86,3 +86,12 @@ def client_address(request: Request, *, trust_forwarded_for: bool) -> str:
             if first:
                 return first
     return request.client.host if request.client else "unknown"
+
+
+def rate_limit(request: Request, which: str) -> None:
+    """Charge this request to its client address's bucket of ``which`` ("reads" or
+    "holds"); a 429 problem when the bucket is empty."""
+    state = request.app.state
+    limiter: RateLimiter | None = getattr(state, "read_limiter" if which == "reads" else "hold_limiter", None)
+    if limiter is not None and limiter.enabled:
+        limiter.check(client_address(request, trust_forwarded_for=state.settings.trust_forwarded_for))

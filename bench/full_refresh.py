@@ -19,8 +19,8 @@ from bench.generate import Dataset
 from bench.profiling import profile, sentence
 from slotmill.materializer.horizon import from_epoch
 from slotmill.materializer.loader import Conn, LoadedRules, load_rules, load_tenant
+from slotmill.materializer.refresh import Q as SLOTS
 from slotmill.materializer.refresh import compute_runs, copy_slots, refresh
-from slotmill.sql import query
 
 TARGET_S = 2.0
 
@@ -61,7 +61,7 @@ def _breakdown(conn: Conn, ds: Dataset) -> dict[str, Any]:
         payload, n = _compute_payload(rules, h.start, h.end)
         t2 = time.perf_counter()
         conn.execute(
-            query("delete_window"),
+            SLOTS["delete_window"],
             {
                 "tenant_id": tenant.id,
                 "staff_ids": ds.staff_ids,

@@ -20,10 +20,10 @@ from uuid import UUID
 from bench.common import Plan, Row, ms, spread_s, summary
 from bench.generate import Dataset
 from bench.profiling import profile, sentence
+from slotmill.api.public import Q as READS
 from slotmill.materializer.engine import compute_slots
 from slotmill.materializer.horizon import from_epoch, local_midnight
 from slotmill.materializer.loader import Conn, Tenant, load_rules, load_tenant
-from slotmill.sql import query
 
 TARGET_RATIO = 50.0
 
@@ -78,7 +78,7 @@ class Materialized:
 
     def __init__(self, tenant: Tenant, service_id: UUID, lo: int, hi: int) -> None:
         try:
-            self.sql = query("read_slots_by_time")
+            self.sql = READS["read_slots_by_time"]
             self.source = "sql/queries/api.sql read_slots_by_time (the HTTP read's statement)"
             self.params: dict[str, Any] = {
                 "slug": tenant.slug,

@@ -23,7 +23,7 @@ from bench.generate import Dataset
 from bench.loadgen import LoadGenerator, LoadResult, Request
 from bench.procs import Server
 from bench.profiling import spy, spy_sentence
-from slotmill.sql import query
+from slotmill.api.public import Q as READS
 
 TARGET_RATIO = 1.5
 
@@ -93,7 +93,7 @@ def statement_costs(url: str, ds: Dataset) -> dict[str, dict[str, Any]]:
     with psycopg.connect(url, autocommit=True) as conn:
         for name, (qname, params) in scenarios.items():
             try:
-                stmt = query(qname)
+                stmt = READS[qname]
             except KeyError:
                 continue
             row = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + stmt, params).fetchone()

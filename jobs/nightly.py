@@ -21,13 +21,15 @@ from uuid import UUID
 
 from psycopg.rows import dict_row
 
+from slotmill.materializer import bookings
 from slotmill.materializer.horizon import from_epoch, to_epoch, zone
 from slotmill.materializer.loader import Conn, Tenant, load_tenant_by_id
-from slotmill.materializer.refresh import refresh
+from slotmill.materializer.refresh import record_drift, refresh
 from slotmill.materializer.verify import Drift, verify
-from slotmill.sql import query
+from slotmill.sql import owned_by
 
 log = logging.getLogger("slotmill.worker")
+Q = owned_by(__name__)
 
 NIGHTLY_JOB = "nightly"
 EXPIRE_JOB = "expire_holds"
@@ -69,7 +71,7 @@ def counted_drift(drift: Drift, covered_until: int | None) -> int:
 
 
 def _job_lock(conn: Conn, job: str, tenant_id: UUID | None) -> bool:
-    row = conn.execute(query("try_job_lock"), {"job": job, "tenant_id": tenant_id}).fetchone()
+    row = conn.execute(Q["try_job_lock"], {"job": job, "tenant_id": tenant_id}).fetchone()
     conn.commit()  # a session lock outlives the transaction that took it
     return bool(row and row[0])
 
@@ -78,7 +80,7 @@ def _job_unlock(conn: Conn, job: str, tenant_id: UUID | None) -> None:
     if conn.closed or conn.broken:
         return  # the server released it with the session
     conn.rollback()
-    conn.execute(query("release_job_lock"), {"job": job, "tenant_id": tenant_id})
+    conn.execute(Q["release_job_lock"], {"job": job, "tenant_id": tenant_id})
     conn.commit()
 
 
@@ -101,7 +103,7 @@ def run_nightly_for(
         return None
     try:
         args = {"tenant_id": tenant.id, "job": NIGHTLY_JOB, "tick": tick}
-        row = conn.execute(query("job_tick_done"), args).fetchone()
+        row = conn.execute(Q["job_tick_done"], args).fetchone()
         conn.commit()
         if row and row[0]:
             return None
@@ -111,9 +113,9 @@ def run_nightly_for(
         drift = counted_drift(verify(conn, tenant, now=now), covered_until)
         result = refresh(conn, tenant, now=now)
         with conn.transaction():
-            conn.execute(query("set_refresh_drift"), {"tenant_id": tenant.id, "drift": drift})
-            conn.execute(query("record_job_tick"), {**args, "started_at": started_at, "worker": worker})
-            conn.execute(query("prune_job_ticks"), args)
+            record_drift(conn, tenant.id, drift)
+            conn.execute(Q["record_job_tick"], {**args, "started_at": started_at, "worker": worker})
+            conn.execute(Q["prune_job_ticks"], args)
         out = NightlyResult(
             tenant_id=tenant.id,
             tick=tick,
@@ -152,7 +154,7 @@ def nightly_tick(
     now = int(time.time()) if now is None else now
     conn.rollback()
     with conn.cursor(row_factory=dict_row) as cur:
-        candidates: list[dict[str, Any]] = cur.execute(query("nightly_candidates")).fetchall()
+        candidates: list[dict[str, Any]] = cur.execute(Q["nightly_candidates"]).fetchall()
     conn.commit()
     done: list[NightlyResult] = []
     for c in candidates:
@@ -195,11 +197,10 @@ def expire_holds(conn: Conn, *, batch: int = EXPIRE_BATCH) -> int | None:
     conn.rollback()
     while True:
         with conn.transaction():
-            row = conn.execute(query("try_job_xact_lock"), {"job": EXPIRE_JOB, "tenant_id": None}).fetchone()
+            row = conn.execute(Q["try_job_xact_lock"], {"job": EXPIRE_JOB, "tenant_id": None}).fetchone()
             if not (row and row[0]):
                 return total or None
-            conn.execute("SET LOCAL slotmill.holds_applied = 'on'")
-            n = conn.execute(query("expire_holds"), {"limit": batch}).rowcount
+            n = bookings.expire(conn, limit=batch)
         total += n
         if n < batch:
             if total:

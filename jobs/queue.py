@@ -22,11 +22,17 @@ from psycopg.rows import dict_row
 
 from slotmill.materializer import engine
 from slotmill.materializer.horizon import Horizon, from_epoch, to_epoch
-from slotmill.materializer.loader import Conn, Tenant, load_rules, load_tenant_by_id
-from slotmill.materializer.refresh import FULL_REFRESH_CHUNK, all_staff_ids, recompute_in_transaction
-from slotmill.sql import query
+from slotmill.materializer.loader import Conn, Tenant, all_staff_ids, load_rules, load_tenant_by_id
+from slotmill.materializer.refresh import (
+    FULL_REFRESH_CHUNK,
+    delete_outside,
+    delete_tenant_slots,
+    recompute_in_transaction,
+)
+from slotmill.sql import owned_by
 
 log = logging.getLogger("slotmill.worker")
+Q = owned_by(__name__)
 
 DAY_S = 86_400
 # Windows closer than this are recomputed as one: a load of the rules costs more than the
@@ -167,7 +173,7 @@ def merge_spans(
 def _claim(conn: Conn, batch: int, skip: Sequence[GroupKey]) -> list[Request]:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            query("claim_group"),
+            Q["claim_group"],
             {
                 "batch": batch,
                 "skip_tenants": [k[0] for k in skip],
@@ -178,7 +184,7 @@ def _claim(conn: Conn, batch: int, skip: Sequence[GroupKey]) -> list[Request]:
 
 
 def _reach(conn: Conn, tenant_id: UUID) -> tuple[int, int]:
-    row = conn.execute(query("service_reach"), {"tenant_id": tenant_id}).fetchone()
+    row = conn.execute(Q["service_reach"], {"tenant_id": tenant_id}).fetchone()
     if row is None:
         return 0, 0
     return int(str(row[0])), int(str(row[1]))
@@ -195,7 +201,7 @@ def _working_windows(conn: Conn, tenant: Tenant, staff_ids: list[UUID], now: int
 
 
 def _delete(conn: Conn, tenant_id: UUID, requests: Sequence[Request]) -> None:
-    conn.execute(query("delete_requests"), {"tenant_id": tenant_id, "ids": [r.id for r in requests]})
+    conn.execute(Q["delete_requests"], {"tenant_id": tenant_id, "ids": [r.id for r in requests]})
 
 
 def drain_one(
@@ -246,7 +252,7 @@ def _recompute_group(
     tenant = load_tenant_by_id(conn, tenant_id)
     if tenant is None:
         # The tenant was deleted: nothing to compute, and its slots are garbage now.
-        deleted = conn.execute(query("delete_tenant_slots"), {"tenant_id": tenant_id}).rowcount
+        deleted = delete_tenant_slots(conn, tenant_id)
         _delete(conn, tenant_id, requests)
         return "dropped", 0, 0, 0, deleted
 
@@ -261,7 +267,7 @@ def _recompute_group(
         # grows to its working windows when it is drained).
         windows = [(horizon.start, horizon.end)] if whole else merge_spans(busy + rules, horizon)
         conn.execute(
-            query("expand_requests"),
+            Q["expand_requests"],
             {
                 "tenant_id": tenant_id,
                 "los": [None] if whole else [from_epoch(lo) for lo, _ in windows],
@@ -269,8 +275,8 @@ def _recompute_group(
                 "reason": f"{requests[0].reason} (expanded)",
             },
         )
-        deleted = _delete_outside(conn, tenant, staff_ids, horizon) if whole else 0
-        conn.execute(query("notify_recompute"))
+        deleted = delete_outside(conn, tenant, staff_ids, now=now) if whole else 0
+        conn.execute(Q["notify_recompute"])
         _delete(conn, tenant_id, requests)
         return "expanded", len(windows), len(staff_ids), 0, deleted
 
@@ -289,7 +295,7 @@ def _recompute_group(
     if whole and staff_id is None:
         # A whole-tenant request follows a tenant or location change, possibly a shorter
         # horizon or another zone: slots outside the new horizon must go too.
-        deleted += _delete_outside(conn, tenant, staff_ids, horizon)
+        deleted += delete_outside(conn, tenant, staff_ids, now=now)
     if hold_s > 0:
         log.warning("test hook: holding the recompute transaction open", extra={"ctx_hold_s": hold_s})
         time.sleep(hold_s)
@@ -297,21 +303,9 @@ def _recompute_group(
     return "recomputed", len(windows), len(staff_ids), written, deleted
 
 
-def _delete_outside(conn: Conn, tenant: Tenant, staff_ids: list[UUID], horizon: Horizon) -> int:
-    return conn.execute(
-        query("delete_outside"),
-        {
-            "tenant_id": tenant.id,
-            "staff_ids": staff_ids,
-            "lo": from_epoch(horizon.start),
-            "hi": from_epoch(horizon.end),
-        },
-    ).rowcount
-
-
 def queue_depth(conn: Conn) -> tuple[int, float]:
     """(requests waiting, age of the oldest in seconds)."""
-    row = conn.execute(query("queue_depth")).fetchone()
+    row = conn.execute(Q["queue_depth"]).fetchone()
     conn.rollback()
     if row is None:
         return 0, 0.0

@@ -26,6 +26,13 @@ def from_epoch(s: int) -> datetime:
     return datetime.fromtimestamp(s, UTC)
 
 
+def format_instant(value: datetime | int) -> str:
+    """An instant as the API writes it: RFC 3339 in UTC, whole seconds, with a Z (the same
+    text as the SQL function slotmill_instant)."""
+    dt = from_epoch(value) if isinstance(value, int) else value.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def local_midnight(d: date, zone_name: str) -> int:
     """The instant local date ``d`` begins in the zone (the first instant whose wall-clock
     date is ``d``; midnight itself may not exist on a DST day)."""

@@ -27,9 +27,10 @@ from slotmill.materializer.model import (
     StaffSchedule,
     TemplateRule,
 )
-from slotmill.sql import query
+from slotmill.sql import owned_by
 
 Conn = psycopg.Connection[Any]
+Q = owned_by(__name__)
 
 
 class RuleError(ValueError):
@@ -59,6 +60,19 @@ class Tenant:
     zone: str
     horizon_days: int
     settings: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Tenant:
+        """A ``tenants`` row (id, slug, name, timezone, horizon_days, settings); the zone is
+        checked so that a rule the engine cannot use is a :class:`RuleError`, not a crash."""
+        return cls(
+            id=row["id"],
+            slug=row["slug"],
+            name=row["name"],
+            zone=_check_zone(row["timezone"], f"tenant {row['slug']}"),
+            horizon_days=row["horizon_days"],
+            settings=dict(row["settings"] or {}),
+        )
 
     def setting_int(self, key: str, default: int) -> int:
         value = self.settings.get(key, default)
@@ -106,29 +120,29 @@ class LoadedRules:
     staff: dict[UUID, StaffRules]
 
 
-def _tenant(row: dict[str, Any]) -> Tenant:
-    return Tenant(
-        id=row["id"],
-        slug=row["slug"],
-        name=row["name"],
-        zone=_check_zone(row["timezone"], f"tenant {row['slug']}"),
-        horizon_days=row["horizon_days"],
-        settings=dict(row["settings"] or {}),
-    )
-
-
 def load_tenant(conn: Conn, slug: str) -> Tenant:
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query("load_tenant_by_slug"), {"slug": slug}).fetchone()
+        row = cur.execute(Q["load_tenant_by_slug"], {"slug": slug}).fetchone()
     if row is None:
         raise UnknownTenant(slug)
-    return _tenant(row)
+    return Tenant.from_row(row)
 
 
 def load_tenant_by_id(conn: Conn, tenant_id: UUID) -> Tenant | None:
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query("load_tenant_by_id"), {"tenant_id": tenant_id}).fetchone()
-    return _tenant(row) if row else None
+        row = cur.execute(Q["load_tenant_by_id"], {"tenant_id": tenant_id}).fetchone()
+    return Tenant.from_row(row) if row else None
+
+
+def staff_of_service(conn: Conn, tenant_id: UUID, service_id: UUID) -> list[UUID]:
+    """Who performs a service (linked through staff_services), by id."""
+    rows = conn.execute(Q["staff_of_service"], {"tenant_id": tenant_id, "service_id": service_id}).fetchall()
+    return [r[0] for r in rows]
+
+
+def all_staff_ids(conn: Conn, tenant_id: UUID) -> list[UUID]:
+    """Every staff member of a tenant, sorted (the lock order)."""
+    return [r[0] for r in conn.execute(Q["all_staff_ids"], {"tenant_id": tenant_id}).fetchall()]
 
 
 def load_rules(
@@ -165,7 +179,7 @@ def load_rules(
     with conn.pipeline():  # one round trip for all of them
         for name in names:
             c = conn.cursor(row_factory=dict_row)
-            c.execute(query(name), params)
+            c.execute(Q[name], params)
             cursors.append((name, c))
     for name, c in cursors:
         results[name] = c.fetchall()

@@ -16,9 +16,8 @@ import time
 from uuid import UUID
 
 from slotmill.materializer import engine
-from slotmill.materializer.loader import Conn, Tenant, load_rules
+from slotmill.materializer.loader import Conn, Tenant, load_rules, staff_of_service
 from slotmill.materializer.model import Slot
-from slotmill.sql import query
 
 
 def compute_on_demand(
@@ -37,11 +36,7 @@ def compute_on_demand(
     lo, hi = tenant.horizon(now).clip(lo, hi)
     if lo >= hi:
         return []
-    if staff_id is not None:
-        staff_ids = [staff_id]
-    else:
-        rows = conn.execute(query("staff_of_service"), {"tenant_id": tenant.id, "service_id": service_id})
-        staff_ids = [r[0] for r in rows.fetchall()]
+    staff_ids = [staff_id] if staff_id is not None else staff_of_service(conn, tenant.id, service_id)
     if not staff_ids:
         return []
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)

@@ -1,8 +1,9 @@
 """Materialization: load rules, run the engine, replace a window of slots atomically.
 
 Every writer of a staff member's slots or bookings takes that staff member's advisory lock
-first (``lock_staff``; the bookings trigger takes the same key), so a recompute never
-interleaves with a booking write or with another recompute of the same staff member.
+first (sql/schema.sql, section "Locks"), so a recompute never interleaves with a booking
+write or with another recompute of the same staff member. This module and the booking
+lifecycle (materializer/bookings.py) are the only writers of ``availability_slots``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from psycopg.copy import QueuedLibpqWriter
 from slotmill.materializer import engine
 from slotmill.materializer.engine import SlotRun
 from slotmill.materializer.horizon import from_epoch
-from slotmill.materializer.loader import Conn, LoadedRules, Tenant, load_rules
+from slotmill.materializer.loader import Conn, LoadedRules, Tenant, all_staff_ids, load_rules
+from slotmill.materializer.locks import lock_staff
 from slotmill.materializer.model import Slot
-from slotmill.materializer.slot_ids import slot_id_prefix
-from slotmill.sql import query
+from slotmill.materializer.slot_ids import slot_id, slot_id_prefix
+from slotmill.sql import owned_by
+
+Q = owned_by(__name__)
 
 # Staff members per transaction in a full refresh: bounds lock-table use (one advisory
 # lock each) and how long one transaction holds them.
@@ -86,15 +90,10 @@ class _Instants:
 def slot_rows(tenant_id: UUID, slots: Iterable[Slot]) -> Iterator[tuple[Any, ...]]:
     """Slots as table rows (verify compares these with what the table holds)."""
     instant = _Instants()
-    prefixes: dict[tuple[UUID, UUID], str] = {}
     for s in slots:
-        key = (s.staff_id, s.service_id)
-        prefix = prefixes.get(key)
-        if prefix is None:
-            prefix = prefixes[key] = slot_id_prefix(tenant_id, s.staff_id, s.service_id)
         yield (
             tenant_id,
-            f"{prefix}{s.starts_at // 60:08x}",
+            slot_id(tenant_id, s.staff_id, s.service_id, s.starts_at),
             s.staff_id,
             s.service_id,
             s.location_id,
@@ -133,7 +132,8 @@ def encode_runs(tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]]) -> Iterat
         key = (staff_id, run.service_id)
         head = heads.get(key)
         if head is None:
-            # 8 fields; tenant_id; id = 24 hex prefix + 8 hex start minute (32 bytes)
+            # 8 fields; tenant_id; id = slot_ids.slot_id's text: the 24 hex prefix, then
+            # the 8 hex start minute appended per slot below (32 bytes)
             prefix = slot_id_prefix(tenant_id, staff_id, run.service_id).encode()
             head = heads[key] = struct.pack(">h", 8) + tenant_field + struct.pack(">i", 32) + prefix
         middle = _uuid_field(staff_id) + _uuid_field(run.service_id) + _uuid_field(run.location_id)
@@ -174,14 +174,10 @@ def copy_slots(
     with conn.cursor() as cur:
         # The queued writer sends on a thread of its own, so encoding the next chunk in
         # Python overlaps with the network and the server's work on the last one.
-        with cur.copy(query(statement), writer=QueuedLibpqWriter(cur)) as cp:
+        with cur.copy(Q[statement], writer=QueuedLibpqWriter(cur)) as cp:
             for chunk in encode_runs(tenant_id, runs):
                 cp.write(chunk)
         return max(cur.rowcount, 0)
-
-
-def lock_staff(conn: Conn, tenant_id: UUID, staff_ids: list[UUID]) -> None:
-    conn.execute(query("lock_staff"), {"tenant_id": tenant_id, "staff_ids": staff_ids})
 
 
 def recompute_in_transaction(
@@ -207,20 +203,15 @@ def recompute_in_transaction(
     window = {"tenant_id": tenant.id, "staff_ids": staff_ids, "lo": from_epoch(lo), "hi": from_epoch(hi)}
 
     if hi - lo < DIFF_APPLY_MIN_S:
-        deleted = conn.execute(query("delete_window"), window).rowcount
+        deleted = conn.execute(Q["delete_window"], window).rowcount
         total = written = copy_slots(conn, tenant.id, compute_runs(rules, lo, hi, progress=progress))
     else:
-        conn.execute(query("create_stage"))
+        conn.execute(Q["create_stage"])
         total = copy_slots(conn, tenant.id, compute_runs(rules, lo, hi, progress=progress), statement="copy_stage")
-        conn.execute(query("analyze_stage"))
-        deleted = conn.execute(query("diff_delete"), window).rowcount
-        written = conn.execute(query("diff_insert")).rowcount
+        conn.execute(Q["analyze_stage"])
+        deleted = conn.execute(Q["diff_delete"], window).rowcount
+        written = conn.execute(Q["diff_insert"]).rowcount
     return WindowResult(len(staff_ids), written, deleted, lo, hi, total)
-
-
-def all_staff_ids(conn: Conn, tenant_id: UUID) -> list[UUID]:
-    rows = conn.execute("SELECT id FROM staff WHERE tenant_id = %s ORDER BY id", (tenant_id,)).fetchall()
-    return [r[0] for r in rows]
 
 
 def refresh(
@@ -255,15 +246,7 @@ def refresh(
     for i, chunk in enumerate(chunks):
         with conn.transaction():
             if full and i == 0:
-                deleted += conn.execute(
-                    query("delete_outside"),
-                    {
-                        "tenant_id": tenant.id,
-                        "staff_ids": ids,
-                        "lo": from_epoch(horizon.start),
-                        "hi": from_epoch(horizon.end),
-                    },
-                ).rowcount
+                deleted += delete_outside(conn, tenant, ids, now=now)
             if chunk:
                 r = recompute_in_transaction(conn, tenant, chunk, lo=lo, hi=hi, now=now, progress=progress)
                 written += r.slots_written
@@ -271,7 +254,7 @@ def refresh(
                 total += r.slots_total
             if i == len(chunks) - 1:
                 conn.execute(
-                    query("record_refresh"),
+                    Q["record_refresh"],
                     {
                         "tenant_id": tenant.id,
                         "kind": "full" if full else "partial",
@@ -284,3 +267,26 @@ def refresh(
                     },
                 )
     return WindowResult(len(ids), written, deleted, win_lo, win_hi, total)
+
+
+def delete_outside(conn: Conn, tenant: Tenant, staff_ids: list[UUID], *, now: int) -> int:
+    """Remove slots that no longer belong: of staff members not in ``staff_ids``, in the
+    past, or beyond a (shortened) horizon. Part of every whole-tenant recompute."""
+    horizon = tenant.horizon(now)
+    params = {
+        "tenant_id": tenant.id,
+        "staff_ids": staff_ids,
+        "lo": from_epoch(horizon.start),
+        "hi": from_epoch(horizon.end),
+    }
+    return int(conn.execute(Q["delete_outside"], params).rowcount)
+
+
+def delete_tenant_slots(conn: Conn, tenant_id: UUID) -> int:
+    """A deleted tenant's slots (availability_slots has no foreign key to tenants)."""
+    return int(conn.execute(Q["delete_tenant_slots"], {"tenant_id": tenant_id}).rowcount)
+
+
+def record_drift(conn: Conn, tenant_id: UUID, drift: int) -> None:
+    """The drift a nightly run found before it repaired it, on the run's refresh_runs row."""
+    conn.execute(Q["set_refresh_drift"], {"tenant_id": tenant_id, "drift": drift})

@@ -13,7 +13,9 @@ from psycopg.rows import dict_row
 from slotmill.materializer.horizon import from_epoch, to_epoch
 from slotmill.materializer.loader import Conn, Tenant, load_rules
 from slotmill.materializer.refresh import compute, slot_rows
-from slotmill.sql import query
+from slotmill.sql import owned_by
+
+Q = owned_by(__name__)
 
 # (staff_id, service_id, location_id, starts_at, ends_at, held_until) by slot id
 SlotKey = tuple[Any, ...]
@@ -47,7 +49,7 @@ def verify(conn: Conn, tenant: Tenant, *, staff_ids: list[UUID] | None = None, n
                 expected[row[1]] = _key(row[2:], now)
         with conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(
-                query("read_window"),
+                Q["read_window"],
                 {
                     "tenant_id": tenant.id,
                     "staff_ids": staff_ids,

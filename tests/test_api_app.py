@@ -18,10 +18,11 @@ from starlette.routing import Route
 
 from slotmill.api import db as api_db
 from slotmill.api import server as api_server
+from slotmill.api.app import Q as PROBES
 from slotmill.api.app import create_app
 from slotmill.api.ratelimit import RateLimiter, client_address
 from slotmill.logs import JsonFormatter
-from slotmill.sql import query, schema_version
+from slotmill.sql import schema_version
 from tests.test_api_support import World, db_exec, hold_ok, iso, problem, run, running, settings_for, world
 
 __all__ = ["world"]
@@ -34,7 +35,7 @@ def test_probes(world: World) -> None:
     health, db, ready = run(world.url, body)
     assert health.json() == {"ok": True} and db.json() == {"ok": True}
     assert ready.json() == {"ok": True, "schema_version": schema_version()}
-    sql = [ln for ln in query("ping").splitlines() if not ln.startswith("--")]
+    sql = [ln for ln in PROBES["ping"].splitlines() if not ln.startswith("--")]
     assert sql == ["SELECT 1;"]
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from slotmill import seed
-from slotmill.sql import query
+from slotmill.api.public import Q as READS
 from tests.test_api_support import (
     World,
     bearer,
@@ -414,7 +414,7 @@ def test_the_read_uses_the_availability_slots_read_index(world: World) -> None:
             # is as good as the read index, and the planner picks by the numbers
             ("read_slots_by_time", ("availability_slots_read", "availability_slots_pkey")),
         ):
-            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + query(name), params).fetchall())
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + READS[name], params).fetchall())
             assert any(i in plan for i in indexes), plan
             assert "Seq Scan on availability_slots" not in plan, plan
 

@@ -1,3 +1,4 @@
+-- owner: slotmill.api.admin
 -- Queries of the admin endpoints (api/admin.py): recalculation, status, explain.
 
 -- name: admin_tenant
@@ -41,3 +42,13 @@ SELECT s.slot_count,
          WHERE tenant_id = %(tenant_id)s AND kind = 'full'
          ORDER BY finished_at DESC
          LIMIT 1) f ON true;
+
+-- name: admin_bookable
+-- Explain's read-time limits for a service, from the same SQL functions the public reads
+-- use (slotmill_bookable_from/until), so explain and a read can never disagree.
+SELECT now() AS now,
+       slotmill_bookable_from(t.settings, v.min_notice_minutes) AS bookable_from,
+       slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days) AS bookable_until
+  FROM tenants t
+  JOIN services v ON v.tenant_id = t.id AND v.id = %(service_id)s
+ WHERE t.id = %(tenant_id)s;

@@ -1,3 +1,4 @@
+-- owner: slotmill.api.catalog
 -- The public catalog a booking widget needs before it can ask for slots: what can be booked
 -- and with whom. Built as JSON inside PostgreSQL in one statement, so the API only passes
 -- the text through. Never any customer data, notes or reasons.

@@ -1,7 +1,8 @@
--- Queries of the public HTTP API (api/public.py): slot reads and probes. A slot read is ONE
--- statement (SPEC §6) that also builds the JSON body, which the API passes to the client
--- without decoding it. Read-time rules (slotmill_bookable_from/until, held_until) are
--- defined once, in sql/migrations/0003_api.sql.
+-- owner: slotmill.api.public
+-- Public slot reads (api/public.py). A read is ONE statement that also builds the JSON
+-- body, which the API passes to the client without decoding it. The read-time rules
+-- (slotmill_read_window, slotmill_bookable_from/until, held_until) are SQL functions of
+-- the schema (sql/schema.sql), defined once.
 --
 -- Parameters shared by the reads: %(slug)s, %(service_id)s; the range as either instants
 -- (%(from_at)s, %(to_at)s: starts in [from_at, to_at)) or local dates (%(from_date)s,
@@ -113,18 +114,3 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
                    'capacity', g.capacity,
                    'candidates', g.candidates) ORDER BY g.starts_at), '[]'::json))::text
           FROM grouped g) AS body;
-
--- name: ping
--- GET /healthz/db: the baseline the benchmark compares slot reads with.
-SELECT 1;
-
--- name: schema_version
--- GET /readyz: the newest migration applied.
-SELECT max(version) FROM slotmill_migrations;
-
--- name: staff_of_service
--- On-demand computation (materializer/ondemand.py): who performs a service.
-SELECT staff_id
-  FROM staff_services
- WHERE tenant_id = %(tenant_id)s AND service_id = %(service_id)s
- ORDER BY staff_id;

@@ -1,5 +1,7 @@
--- Queries of the materializer: load the rules of a set of staff members in a few set-based
--- reads, replace a window of slots. %(staff_ids)s NULL means every staff member.
+-- owner: slotmill.materializer.loader
+-- Loading rules for the engine: a few set-based reads for any number of staff members,
+-- sent in one pipelined round trip (materializer/loader.py). %(staff_ids)s NULL means every
+-- staff member of the tenant.
 
 -- name: load_tenant_by_slug
 -- The tenant a command or request names.
@@ -91,78 +93,16 @@ SELECT staff_id, CASE status WHEN 'confirmed' THEN 'booked' ELSE 'held' END,
    AND starts_at < %(hi)s AND ends_at > %(lo)s
    AND id IS DISTINCT FROM %(ignore_booking)s::uuid;
 
--- name: lock_staff
--- Serialize with every other writer of these staff members' bookings and slots (the same
--- key the bookings trigger takes). Sorted, so two lockers never deadlock.
-SELECT pg_advisory_xact_lock(slotmill_staff_lock_key(%(tenant_id)s, s))
-  FROM unnest(%(staff_ids)s::uuid[]) AS s
- ORDER BY s;
+-- name: staff_of_service
+-- On-demand computation (materializer/ondemand.py): who performs a service.
+SELECT staff_id
+  FROM staff_services
+ WHERE tenant_id = %(tenant_id)s AND service_id = %(service_id)s
+ ORDER BY staff_id;
 
--- name: delete_window
--- The slots a recompute replaces: these staff members' starts in [lo, hi).
-DELETE FROM availability_slots
+-- name: all_staff_ids
+-- Every staff member of a tenant, in lock order (materializer/refresh.py, the queue).
+SELECT id
+  FROM staff
  WHERE tenant_id = %(tenant_id)s
-   AND staff_id = ANY(%(staff_ids)s::uuid[])
-   AND starts_at >= %(lo)s AND starts_at < %(hi)s;
-
--- name: delete_outside
--- A full refresh: slots of staff members no longer materialized, and slots outside the
--- horizon (the past, or beyond a shortened horizon).
-DELETE FROM availability_slots
- WHERE tenant_id = %(tenant_id)s
-   AND (staff_id <> ALL(%(staff_ids)s::uuid[]) OR starts_at < %(lo)s OR starts_at >= %(hi)s);
-
--- name: copy_slots
-COPY availability_slots (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until) FROM STDIN (FORMAT BINARY);
-
--- name: read_window
--- What the table holds for a window, for verify.
-SELECT id, staff_id, service_id, location_id, starts_at, ends_at, held_until
-  FROM availability_slots
- WHERE tenant_id = %(tenant_id)s
-   AND (%(staff_ids)s::uuid[] IS NULL OR staff_id = ANY(%(staff_ids)s::uuid[]))
-   AND starts_at >= %(lo)s AND starts_at < %(hi)s;
-
--- name: record_refresh
-INSERT INTO refresh_runs (tenant_id, kind, started_at, horizon_start, horizon_end, staff_count, slots_written, drift)
-VALUES (%(tenant_id)s, %(kind)s, %(started_at)s, %(horizon_start)s, %(horizon_end)s, %(staff_count)s, %(slots_written)s, %(drift)s);
-
--- Large windows (a full refresh) are applied as a diff: the new slots are COPYed into a
--- session-local staging table, and only rows that changed are deleted and inserted. A
--- nightly refresh that rolls the horizon by a day rewrites about 1/60 of the table
--- instead of all of it, and unchanged rows (and their index entries) stay put.
-
--- name: create_stage
--- The staging table, once per session; emptied at every commit.
-CREATE TEMP TABLE IF NOT EXISTS slot_stage (LIKE availability_slots) ON COMMIT DELETE ROWS;
-
--- name: copy_stage
-COPY slot_stage (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until) FROM STDIN (FORMAT BINARY);
-
--- name: analyze_stage
--- Temporary tables are never auto-analyzed; without statistics the diff below would be
--- planned as nested loops over a table assumed tiny.
-ANALYZE slot_stage;
-
--- name: diff_delete
--- Rows of the window that the new computation does not contain exactly.
-DELETE FROM availability_slots a
- WHERE a.tenant_id = %(tenant_id)s
-   AND a.staff_id = ANY(%(staff_ids)s::uuid[])
-   AND a.starts_at >= %(lo)s AND a.starts_at < %(hi)s
-   AND NOT EXISTS (
-       SELECT FROM slot_stage s
-        WHERE s.staff_id = a.staff_id AND s.starts_at = a.starts_at AND s.service_id = a.service_id
-          AND s.id = a.id AND s.ends_at = a.ends_at
-          AND s.location_id IS NOT DISTINCT FROM a.location_id
-          AND s.held_until IS NOT DISTINCT FROM a.held_until);
-
--- name: diff_insert
--- New rows: after diff_delete, every row left in the window equals its staged twin.
-INSERT INTO availability_slots (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until)
-SELECT s.tenant_id, s.id, s.staff_id, s.service_id, s.location_id, s.starts_at, s.ends_at, s.held_until
-  FROM slot_stage s
- WHERE NOT EXISTS (
-       SELECT FROM availability_slots a
-        WHERE a.tenant_id = s.tenant_id AND a.staff_id = s.staff_id
-          AND a.starts_at = s.starts_at AND a.service_id = s.service_id);
+ ORDER BY id;

@@ -1,17 +1,16 @@
--- Holds and bookings (SPEC §7): the public hold/release path (api/public.py, async pool)
--- and the host's confirm/cancel/reschedule (api/host.py, one transaction on a sync
--- connection).
+-- owner: slotmill.materializer.bookings
+-- The booking lifecycle (materializer/bookings.py): the public hold and release (async
+-- pool), the host's confirm, cancel and reschedule (one transaction each, sync connection),
+-- and the expiry clean-up.
 --
--- Locking: every writer of a staff member's bookings or slots takes that staff member's
--- advisory lock first (slotmill_staff_lock_key, the key the bookings trigger and the
--- materializer take). The API takes it in a statement of its own, BEFORE the statement
--- that reads and writes slots: that statement then gets a snapshot taken after the lock,
--- so it sees the slot rows a concurrent recompute just committed, and marks or deletes
--- those (a snapshot from before the lock would miss them).
+-- Locking (sql/schema.sql, section "Locks"): each statement sequence takes the staff
+-- member's advisory lock in a statement of its own BEFORE the statement that reads and
+-- writes slots, so that statement's snapshot is taken after the lock and sees the slot rows
+-- a concurrent recompute just committed.
 --
 -- Hold paths maintain availability_slots.held_until themselves and say so with
 -- slotmill.holds_applied = 'on' (set_config(..., true) is SET LOCAL), so the bookings
--- triggers enqueue no recompute for hold-only transitions (migration 0002).
+-- triggers enqueue no recompute for hold-only transitions.
 
 -- name: create_hold
 -- A hold by %(slot_id)s, or by %(service_id)s + %(starts_at)s + %(staff_id)s: lock the staff
@@ -110,34 +109,6 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        (SELECT status FROM before) AS status,
        EXISTS (SELECT FROM released) AS released;
 
--- Host backend (api/host.py) --------------------------------------------------------------
-
--- name: host_tenant
--- The tenant of a host call, and whether the bearer key (sha256, slotmill.keys.hash_key) is
--- one of ITS live keys: a key of another tenant authorizes nothing here.
-SELECT t.id, t.slug, t.name, t.timezone, t.horizon_days, t.settings,
-       EXISTS (SELECT FROM api_keys k
-                WHERE k.tenant_id = t.id AND k.key_hash = %(key_hash)s AND k.revoked_at IS NULL) AS authorized
-  FROM tenants t
- WHERE t.slug = %(slug)s;
-
--- name: idempotency_lock
--- Serializes requests with one Idempotency-Key: the second waits for the first's commit,
--- then replays it. Two-int keys: a space of their own, apart from the staff locks.
-SELECT pg_advisory_xact_lock(hashtext(%(tenant_id)s::text || ' ' || %(endpoint)s), hashtext(%(key)s));
-
--- name: idempotency_get
-SELECT request_hash, status_code, response_body::text AS body
-  FROM idempotency_keys
- WHERE tenant_id = %(tenant_id)s AND endpoint = %(endpoint)s AND key = %(key)s;
-
--- name: idempotency_put
--- Stored in the transaction of the effect. The response is sent as the database renders
--- the stored jsonb, so the first answer and every replay are the same bytes.
-INSERT INTO idempotency_keys (tenant_id, endpoint, key, request_hash, status_code, response_body)
-VALUES (%(tenant_id)s, %(endpoint)s, %(key)s, %(request_hash)s, %(status_code)s, %(body)s::jsonb)
-RETURNING response_body::text AS body;
-
 -- name: booking_staff
 -- Whose advisory lock to take before locking the booking row (the bookings trigger takes
 -- the staff lock first and may then update a booking row: same order here, no deadlock).
@@ -196,3 +167,20 @@ UPDATE bookings
  WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s AND status = 'confirmed'
 RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, customer_ref, notes,
           confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
+
+-- name: expire_holds
+-- Retire lapsed holds (a batch at a time). The caller sets slotmill.holds_applied, so the
+-- bookings trigger enqueues nothing: an expired hold hides nothing already (held_until is
+-- in the past), and the slot table needs no change.
+WITH due AS (
+    SELECT tenant_id, id
+      FROM bookings
+     WHERE status = 'held' AND expires_at <= clock_timestamp()
+     ORDER BY expires_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE bookings b
+   SET status = 'expired'
+  FROM due
+ WHERE b.tenant_id = due.tenant_id AND b.id = due.id;

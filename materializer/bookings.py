@@ -1,0 +1,461 @@
+"""The booking lifecycle below HTTP: hold, release, confirm, cancel, reschedule, expire.
+
+Each function is one transaction's work and raises a :class:`BookingError` (a stable
+``code``) when the booking cannot be made; ``api/errors.py`` maps codes to HTTP statuses,
+and the demo route, the host API and the worker all call these same functions.
+
+- ``hold`` and ``release`` are the public hot path: async, one function call / one
+  statement each (sql/queries/bookings.sql; ``slotmill_hold`` in sql/schema.sql).
+- ``confirm``, ``cancel`` and ``reschedule`` run in the caller's transaction on a sync
+  connection, because the confirm-time re-check runs the shared engine
+  (:func:`slotmill.materializer.ondemand.slot_is_valid`) against the rules as they are now.
+- ``expire`` retires lapsed holds for the worker's clean-up job.
+
+Locks follow sql/schema.sql, section "Locks": the staff lock(s) first, sorted, then the
+booking row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+
+from slotmill.materializer.horizon import format_instant, to_epoch
+from slotmill.materializer.loader import Conn, Tenant
+from slotmill.materializer.locks import lock_staff
+from slotmill.materializer.ondemand import slot_is_valid
+from slotmill.sql import owned_by
+
+Q = owned_by(__name__)
+
+DEFAULT_MAX_RESCHEDULES = 3
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class BookingError(Exception):
+    """Why a booking operation did not happen. ``code`` is stable (clients branch on it);
+    ``detail`` is for people."""
+
+    code = "booking_error"
+    title = "Booking refused"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(BookingError):
+    title = "Not found"
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(detail)
+        self.what = what
+        self.code = f"{what}_not_found"
+
+
+class SlotUnavailable(BookingError):
+    code = "slot_unavailable"
+    title = "Slot unavailable"
+
+
+class HoldExpired(BookingError):
+    code = "hold_expired"
+    title = "Hold expired"
+
+
+class HoldNotLive(BookingError):
+    code = "hold_not_live"
+    title = "Not a live hold"
+
+
+class HoldConfirmed(BookingError):
+    code = "hold_confirmed"
+    title = "Hold already confirmed"
+
+
+class SlotNoLongerValid(BookingError):
+    code = "slot_no_longer_valid"
+    title = "Slot no longer valid"
+
+
+class NotConfirmed(BookingError):
+    code = "booking_not_confirmed"
+    title = "Not a confirmed booking"
+
+
+class DeadlinePassed(BookingError):
+    def __init__(self, code: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.title = title
+
+
+class RescheduleLimit(BookingError):
+    code = "reschedule_limit_reached"
+    title = "Reschedule limit reached"
+
+
+class ConcurrentUpdate(BookingError):
+    """The booking moved to another staff member while we locked: a retry may succeed, so
+    this outcome is never stored under an idempotency key."""
+
+    code = "concurrent_update"
+    title = "Changed concurrently"
+    transient = True
+
+
+class BookingConflict(BookingError):
+    """The database refused the effect (a constraint: a host wrote a conflicting booking
+    directly). Nothing was changed; a retry may succeed."""
+
+    code = "booking_conflict"
+    title = "Booking conflict"
+    transient = True
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """A booking as the host API returns it."""
+
+    id: UUID
+    staff_id: UUID
+    service_id: UUID
+    location_id: UUID | None
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    customer_ref: str | None
+    notes: str | None
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+    reschedule_count: int
+    rescheduled_from: UUID | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "staff_id": str(self.staff_id),
+            "service_id": str(self.service_id),
+            "location_id": None if self.location_id is None else str(self.location_id),
+            "starts_at": format_instant(self.starts_at),
+            "ends_at": format_instant(self.ends_at),
+            "status": self.status,
+            "customer_ref": self.customer_ref,
+            "notes": self.notes,
+            "confirmed_at": None if self.confirmed_at is None else format_instant(self.confirmed_at),
+            "cancelled_at": None if self.cancelled_at is None else format_instant(self.cancelled_at),
+            "reschedule_count": self.reschedule_count,
+            "rescheduled_from": None if self.rescheduled_from is None else str(self.rescheduled_from),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LockedBooking:
+    """A booking row under FOR UPDATE, with the transaction's ``now``."""
+
+    id: UUID
+    staff_id: UUID
+    service_id: UUID
+    location_id: UUID | None
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+    expires_at: datetime | None
+    customer_ref: str | None
+    notes: str | None
+    reschedule_count: int
+    rescheduled_from: UUID | None
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+    lapsed: bool
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """A public hold: by ``slot_id``, or by ``service_id`` + ``starts_at`` (+ ``staff_id``;
+    none: the best candidate who can take it)."""
+
+    slug: str
+    slot_id: str | None = None
+    service_id: UUID | None = None
+    starts_at: datetime | None = None
+    staff_id: UUID | None = None
+    session_id: str | None = None
+
+    def params(self, staff_id: UUID | None = None) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "slot_id": self.slot_id,
+            "service_id": self.service_id,
+            "starts_at": self.starts_at,
+            "staff_id": staff_id if staff_id is not None else self.staff_id,
+            "session_id": self.session_id,
+        }
+
+
+# --- hold and release (async, the public hot path) ------------------------------------------
+
+
+async def hold(conn: AsyncConnection[Any], req: HoldRequest) -> str:
+    """Hold a slot; returns the hold as JSON text (built by the database). Raises
+    :class:`NotFound` or :class:`SlotUnavailable`."""
+    if req.slot_id is None and req.staff_id is None:
+        return await _hold_any(conn, req)
+    row = await _attempt(conn, req.params())
+    if row is None:
+        raise SlotUnavailable("a booking is in the way of this slot")
+    no_tenant, no_service, no_staff, no_slot, held = row
+    if no_tenant:
+        raise NotFound("tenant", f"no tenant {req.slug!r}")
+    if no_service:
+        raise NotFound("service", f"no active service {req.service_id} in tenant {req.slug!r}")
+    if no_staff:
+        raise NotFound("staff", f"no active staff member {req.staff_id} in tenant {req.slug!r}")
+    if no_slot:
+        raise NotFound("slot", f"no slot {req.slot_id!r} in tenant {req.slug!r}")
+    if held is None:
+        raise SlotUnavailable("the slot is not offered now (taken, held, or no longer bookable)")
+    return str(held)
+
+
+async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """One hold attempt in its own transaction; None when the database refused it."""
+    try:
+        async with conn.transaction():
+            cur = await conn.execute(Q["create_hold"], params)
+            return await cur.fetchone()
+    except psycopg.errors.ExclusionViolation:
+        # A booking the slot table does not show yet (a host's direct insert whose
+        # recompute is still queued) is in the way.
+        return None
+
+
+async def _hold_any(conn: AsyncConnection[Any], req: HoldRequest) -> str:
+    """Hold the first candidate (best first) who can take the start, in one transaction.
+
+    Each attempt runs in a savepoint: rolling one back also releases the advisory lock it
+    took, so a refused candidate leaves nothing behind and the next one is tried.
+    """
+    cur = await conn.execute(Q["hold_candidates"], req.params())
+    found = await cur.fetchone()
+    assert found is not None
+    no_tenant, no_service, staff_ids = found
+    if no_tenant:
+        raise NotFound("tenant", f"no tenant {req.slug!r}")
+    if no_service:
+        raise NotFound("service", f"no active service {req.service_id} in tenant {req.slug!r}")
+    async with conn.transaction():
+        for staff_id in staff_ids:
+            try:
+                async with conn.transaction():
+                    cur = await conn.execute(Q["create_hold"], req.params(staff_id))
+                    row = await cur.fetchone()
+            except psycopg.errors.ExclusionViolation:
+                continue
+            if row is not None and row[4] is not None:
+                return str(row[4])
+            # Not offered any more (taken meanwhile): the savepoint holds nothing worth
+            # keeping, and the next candidate is tried.
+    raise SlotUnavailable("no staff member can take this start now")
+
+
+async def release(conn: AsyncConnection[Any], slug: str, hold_id: UUID) -> bool:
+    """Release a hold (DELETE is idempotent: an expired or released hold is fine). True if
+    this call released it."""
+    params = {"slug": slug, "hold_id": hold_id}
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(Q["lock_hold_staff"], params)
+        cur = await conn.execute(Q["release_hold"], params)
+    row = await cur.fetchone()
+    assert row is not None
+    no_tenant, status, released = row
+    if no_tenant:
+        raise NotFound("tenant", f"no tenant {slug!r}")
+    if status is None:
+        raise NotFound("hold", f"no hold {hold_id} in tenant {slug!r}")
+    if status == "confirmed" or (status == "held" and not released):
+        raise HoldConfirmed(f"{hold_id} is a confirmed booking: cancel it through the host API")
+    return bool(released)
+
+
+# --- confirm, cancel, reschedule (sync, in the caller's transaction) ------------------------
+
+
+def _staff_of(conn: Conn, tenant: Tenant, booking_id: UUID) -> UUID | None:
+    row = conn.execute(Q["booking_staff"], {"tenant_id": tenant.id, "booking_id": booking_id}).fetchone()
+    return None if row is None else UUID(str(row[0]))
+
+
+def _for_update(conn: Conn, tenant: Tenant, booking_id: UUID, staff_id: UUID) -> LockedBooking | None:
+    with conn.cursor(row_factory=class_row(LockedBooking)) as cur:
+        row = cur.execute(Q["booking_for_update"], {"tenant_id": tenant.id, "booking_id": booking_id}).fetchone()
+    if row is not None and row.staff_id != staff_id:
+        # The host moved it to another staff member between our two reads.
+        raise ConcurrentUpdate("the booking changed meanwhile; retry")
+    return row
+
+
+def _live_hold(conn: Conn, tenant: Tenant, h: LockedBooking) -> None:
+    """Raise unless ``h`` is a live hold. A lapsed one is marked expired (the caller commits
+    that with its outcome)."""
+    if h.lapsed:
+        conn.execute(Q["expire_hold"], {"tenant_id": tenant.id, "booking_id": h.id})
+        expired_at = "" if h.expires_at is None else f" at {format_instant(h.expires_at)}"
+        raise HoldExpired(f"hold {h.id} expired{expired_at}")
+    if h.status == "expired":
+        raise HoldExpired(f"hold {h.id} has expired")
+    if h.status != "held":
+        raise HoldNotLive(f"{h.id} is {h.status}, not held")
+
+
+def _still_valid(conn: Conn, tenant: Tenant, h: LockedBooking) -> None:
+    ok = slot_is_valid(
+        conn,
+        tenant,
+        h.staff_id,
+        h.service_id,
+        to_epoch(h.starts_at),
+        h.id,
+        ends_at=to_epoch(h.ends_at),
+        now=to_epoch(h.now),
+    )
+    if not ok:
+        raise SlotNoLongerValid("the rules changed since the hold was taken: the slot is not offered any more")
+
+
+def _confirm_row(
+    conn: Conn,
+    tenant: Tenant,
+    h: LockedBooking,
+    *,
+    customer_ref: str | None,
+    notes: str | None,
+    reschedule_count: int = 0,
+    rescheduled_from: UUID | None = None,
+) -> Booking:
+    params = {
+        "tenant_id": tenant.id,
+        "booking_id": h.id,
+        "customer_ref": customer_ref,
+        "notes": notes,
+        "reschedule_count": reschedule_count,
+        "rescheduled_from": rescheduled_from,
+    }
+    with conn.cursor(row_factory=class_row(Booking)) as cur:
+        booking = cur.execute(Q["confirm_hold"], params).fetchone()
+    assert booking is not None  # the row is locked and was 'held'
+    conn.execute(Q["remove_blocked_slots"], {"tenant_id": tenant.id, "booking_id": h.id})
+    return booking
+
+
+def _constraint(e: psycopg.errors.IntegrityError) -> BookingConflict:
+    return BookingConflict(e.diag.message_primary or str(e))
+
+
+def confirm(conn: Conn, tenant: Tenant, *, hold_id: UUID, customer_ref: str, notes: str | None) -> Booking:
+    """Held -> confirmed: the hold is live, the slot is still offered by the rules as they
+    are now (ignoring the hold itself), and the slots it makes impossible are removed."""
+    staff_id = _staff_of(conn, tenant, hold_id)
+    if staff_id is None:
+        raise NotFound("hold", f"no hold {hold_id}")
+    lock_staff(conn, tenant.id, [staff_id])
+    h = _for_update(conn, tenant, hold_id, staff_id)
+    if h is None:
+        raise NotFound("hold", f"no hold {hold_id}")
+    _live_hold(conn, tenant, h)
+    _still_valid(conn, tenant, h)
+    try:
+        return _confirm_row(conn, tenant, h, customer_ref=customer_ref, notes=notes)
+    except psycopg.errors.IntegrityError as e:
+        raise _constraint(e) from None
+
+
+def _deadline(tenant: Tenant, setting: str, b: LockedBooking, code: str, what: str) -> None:
+    hours = max(0, tenant.setting_int(setting, 0))
+    if to_epoch(b.now) > to_epoch(b.starts_at) - hours * 3600:
+        raise DeadlinePassed(
+            code, f"{what.capitalize()} deadline passed", f"bookings can be {what}d until {hours} h before they start"
+        )
+
+
+def _confirmed(b: LockedBooking) -> None:
+    if b.status != "confirmed":
+        raise NotConfirmed(f"{b.id} is {b.status}")
+
+
+def cancel(conn: Conn, tenant: Tenant, *, booking_id: UUID) -> Booking:
+    """Confirmed -> cancelled, within the tenant's cancellation deadline. The freed time
+    comes back through the recompute the bookings trigger enqueues."""
+    staff_id = _staff_of(conn, tenant, booking_id)
+    b = None if staff_id is None else _for_update(conn, tenant, booking_id, staff_id)
+    if b is None:
+        raise NotFound("booking", f"no booking {booking_id}")
+    _confirmed(b)
+    _deadline(tenant, "cancellation_deadline_hours", b, "cancellation_deadline_passed", "cancel")
+    with conn.cursor(row_factory=class_row(Booking)) as cur:
+        row = cur.execute(Q["cancel_booking"], {"tenant_id": tenant.id, "booking_id": booking_id}).fetchone()
+    assert row is not None
+    return row
+
+
+def reschedule(conn: Conn, tenant: Tenant, *, booking_id: UUID, hold_id: UUID) -> Booking:
+    """Move a confirmed booking onto a live hold: the old one is cancelled and the hold
+    confirmed, carrying the customer over, within the deadline and ``max_reschedules``."""
+    old_staff = _staff_of(conn, tenant, booking_id)
+    if old_staff is None:
+        raise NotFound("booking", f"no booking {booking_id}")
+    new_staff = _staff_of(conn, tenant, hold_id)
+    if new_staff is None:
+        raise NotFound("hold", f"no hold {hold_id}")
+    lock_staff(conn, tenant.id, [old_staff, new_staff])
+    old = _for_update(conn, tenant, booking_id, old_staff)
+    if old is None:
+        raise NotFound("booking", f"no booking {booking_id}")
+    _confirmed(old)
+    _deadline(tenant, "reschedule_deadline_hours", old, "reschedule_deadline_passed", "reschedule")
+    limit = tenant.setting_int("max_reschedules", DEFAULT_MAX_RESCHEDULES)
+    if old.reschedule_count >= limit:
+        raise RescheduleLimit(f"a booking can be rescheduled at most {limit} times")
+    h = _for_update(conn, tenant, hold_id, new_staff)
+    if h is None:
+        raise NotFound("hold", f"no hold {hold_id}")
+    _live_hold(conn, tenant, h)
+    _still_valid(conn, tenant, h)
+    try:
+        conn.execute(Q["cancel_booking"], {"tenant_id": tenant.id, "booking_id": booking_id})
+        return _confirm_row(
+            conn,
+            tenant,
+            h,
+            customer_ref=old.customer_ref,
+            notes=old.notes,
+            reschedule_count=old.reschedule_count + 1,
+            rescheduled_from=old.id,
+        )
+    except psycopg.errors.IntegrityError as e:
+        raise _constraint(e) from None
+
+
+# --- expiry (the worker's clean-up) ----------------------------------------------------------
+
+
+def expire(conn: Conn, *, limit: int) -> int:
+    """Mark up to ``limit`` lapsed holds 'expired', in the caller's transaction; how many.
+
+    An expired hold hides nothing already (``held_until`` is in the past) and the slot table
+    needs no change, so the bookings trigger is told to enqueue nothing.
+    """
+    conn.execute("SET LOCAL slotmill.holds_applied = 'on'")
+    return int(conn.execute(Q["expire_holds"], {"limit": limit}).rowcount)

@@ -1,0 +1,143 @@
+"""Explain: why a start is or is not offered, in the engine's own words."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from slotmill.materializer.engine.grid import service_params
+from slotmill.materializer.engine.recurrence import applies_on
+from slotmill.materializer.engine.windows import merged_windows
+from slotmill.materializer.engine.zones import local_date_of
+from slotmill.materializer.horizon import format_instant as _iso
+from slotmill.materializer.model import BusyKind, Explanation, Reason, ReasonCode, ServiceRule, StaffSchedule, Window
+
+_BUSY_CODES = {
+    BusyKind.TIME_OFF: (ReasonCode.TIME_OFF, "time off"),
+    BusyKind.BUSY: (ReasonCode.BUSY, "busy time"),
+    BusyKind.BOOKED: (ReasonCode.BOOKED, "confirmed booking"),
+}
+
+
+def _ref(ref: str) -> str:
+    return f" {ref}" if ref else ""
+
+
+def explain(
+    schedule: StaffSchedule,
+    service: ServiceRule,
+    *,
+    qualified: bool,
+    active: bool,
+    starts_at: int,
+    now: int,
+    min_notice_s: int,
+    advance_limit: int,
+    horizon_end: int,
+    first: date,
+    last: date,
+) -> Explanation:
+    """Why a slot at ``starts_at`` is or is not offered: every reason that applies.
+
+    The schedule-based reasons (holiday, outside_working_hours, off_grid, time_off, busy,
+    booked) are reported iff ``generate_slots`` over ``merged_windows(schedule, first,
+    last)`` would not produce this start; ``held`` iff it would but with ``held_until``.
+    A holiday implies the start lies outside working hours, so only ``holiday`` is said.
+    ``in_past`` implies ``min_notice``, so only ``in_past`` is said. When nothing applies
+    the single reason is ``available``, naming the slot's location and end.
+    """
+    duration_s, step_s, before_s, after_s = service_params(service)
+    t = starts_at
+    end = t + duration_s
+    block_lo, block_hi = t - before_s, end + after_s
+    reasons: list[Reason] = []
+
+    if not qualified:
+        reasons.append(
+            Reason(
+                ReasonCode.NOT_QUALIFIED,
+                f"staff member {schedule.staff_id} does not perform service {service.id}",
+            )
+        )
+    if not active:
+        reasons.append(Reason(ReasonCode.INACTIVE, "the staff member or the service is inactive"))
+
+    day = local_date_of(schedule.zone, t)
+    offered_at: Window | None = None
+    holidays = [
+        h for h in schedule.holidays if day.toordinal() in applies_on(h.rrule, h.on_date, day, day)
+    ]
+    if holidays:
+        names = ", ".join(h.name or "unnamed" for h in holidays)
+        reasons.append(
+            Reason(ReasonCode.HOLIDAY, f"{day.isoformat()} ({schedule.zone}) is a holiday: {names}")
+        )
+    else:
+        fitting = [
+            w for w in merged_windows(schedule, first, last) if w.start <= t and end <= w.end
+        ]
+        on_grid = [w for w in fitting if (t - w.start) % step_s == 0]
+        if not fitting:
+            reasons.append(
+                Reason(
+                    ReasonCode.OUTSIDE_WORKING_HOURS,
+                    f"no working window holds {_iso(t)}-{_iso(end)}",
+                )
+            )
+        elif not on_grid:
+            w = fitting[0]
+            before = w.start + (t - w.start) // step_s * step_s
+            reasons.append(
+                Reason(
+                    ReasonCode.OFF_GRID,
+                    f"the window starting {_iso(w.start)} offers starts every "
+                    f"{step_s // 60} min; nearest are {_iso(before)} and {_iso(before + step_s)}",
+                )
+            )
+        else:
+            offered_at = on_grid[0]
+
+    for b in sorted(schedule.busy, key=lambda r: (r.start, r.end)):
+        if b.start < b.end and b.start < block_hi and b.end > block_lo:
+            code, label = _BUSY_CODES[b.kind]
+            reasons.append(
+                Reason(
+                    code,
+                    f"{label}{_ref(b.ref)} {_iso(b.start)}-{_iso(b.end)} overlaps the blocked "
+                    f"range {_iso(block_lo)}-{_iso(block_hi)}",
+                )
+            )
+    for h in sorted(schedule.holds, key=lambda r: (r.start, r.end)):
+        if h.start < h.end and h.start < block_hi and h.end > block_lo:
+            reasons.append(
+                Reason(
+                    ReasonCode.HELD,
+                    f"hold{_ref(h.booking_id)} {_iso(h.start)}-{_iso(h.end)} hides it "
+                    f"until {_iso(h.expires_at)}",
+                )
+            )
+
+    if t < now:
+        reasons.append(Reason(ReasonCode.IN_PAST, f"{_iso(t)} is before now ({_iso(now)})"))
+    elif t < now + min_notice_s:
+        reasons.append(
+            Reason(
+                ReasonCode.MIN_NOTICE,
+                f"{_iso(t)} is within the minimum notice of {min_notice_s // 60} min "
+                f"(bookable from {_iso(now + min_notice_s)})",
+            )
+        )
+    limit = min(horizon_end, advance_limit)
+    if t >= limit:
+        which = "the horizon" if horizon_end <= advance_limit else "the advance booking limit"
+        reasons.append(
+            Reason(ReasonCode.BEYOND_HORIZON, f"{_iso(t)} is at or after {which} ({_iso(limit)})")
+        )
+
+    if reasons:
+        return Explanation(False, tuple(reasons))
+    loc = ""
+    if offered_at is not None and offered_at.location_id is not None:
+        loc = f" at location {offered_at.location_id}"
+    return Explanation(
+        True, (Reason(ReasonCode.AVAILABLE, f"offered{loc}, {_iso(t)}-{_iso(end)}"),)
+    )

@@ -1,0 +1,10 @@
+-- owner: slotmill.materializer.locks
+-- The per-staff advisory lock (the protocol is declared once: sql/schema.sql, section
+-- "Locks"). Every writer of a staff member's bookings or slots takes it first.
+
+-- name: lock_staff
+-- Serialize with every other writer of these staff members' bookings and slots (the same
+-- key the bookings trigger takes). Sorted, so two lockers never deadlock.
+SELECT pg_advisory_xact_lock(slotmill_staff_lock_key(%(tenant_id)s, s))
+  FROM unnest(%(staff_ids)s::uuid[]) AS s
+ ORDER BY s;
