@@ -123,7 +123,6 @@ Zone = Annotated[
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_nul)]
 SlotId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 

@@ -22,7 +22,7 @@ from uuid import UUID
 from psycopg.rows import dict_row
 
 from slotmill.materializer import bookings
-from slotmill.materializer.horizon import from_epoch, to_epoch, zone
+from slotmill.materializer.horizon import from_epoch, horizon_for, to_epoch, zone
 from slotmill.materializer.loader import Conn, Tenant, load_tenant_by_id
 from slotmill.materializer.refresh import record_drift, refresh
 from slotmill.materializer.verify import Drift, verify
@@ -162,7 +162,7 @@ def nightly_tick(
             break
         local_now = from_epoch(now).astimezone(zone(c["timezone"]))
         covered_until = None if c["covered_until"] is None else to_epoch(c["covered_until"])
-        horizon_end = Tenant(c["id"], c["slug"], c["slug"], c["timezone"], c["horizon_days"], {}).horizon(now).end
+        horizon_end = horizon_for(c["timezone"], c["horizon_days"], now).end
         covered = covered_until is not None and covered_until >= horizon_end
         if not nightly_due(local_now, covered):
             continue

@@ -205,6 +205,32 @@ class HoldRequest:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    """What ``slotmill_hold`` answers: which name is unknown (404s), or the hold as JSON text
+    (None: the slot is not offered now)."""
+
+    no_tenant: bool
+    no_service: bool
+    no_staff: bool
+    no_slot: bool
+    hold: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    no_tenant: bool
+    no_service: bool
+    staff_ids: list[UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    no_tenant: bool
+    status: str | None  # before the release; None: no such booking
+    released: bool
+
+
 # --- hold and release (async, the public hot path) ------------------------------------------
 
 
@@ -216,26 +242,30 @@ async def hold(conn: AsyncConnection[Any], req: HoldRequest) -> str:
     row = await _attempt(conn, req.params())
     if row is None:
         raise SlotUnavailable("a booking is in the way of this slot")
-    no_tenant, no_service, no_staff, no_slot, held = row
-    if no_tenant:
+    if row.no_tenant:
         raise NotFound("tenant", f"no tenant {req.slug!r}")
-    if no_service:
+    if row.no_service:
         raise NotFound("service", f"no active service {req.service_id} in tenant {req.slug!r}")
-    if no_staff:
+    if row.no_staff:
         raise NotFound("staff", f"no active staff member {req.staff_id} in tenant {req.slug!r}")
-    if no_slot:
+    if row.no_slot:
         raise NotFound("slot", f"no slot {req.slot_id!r} in tenant {req.slug!r}")
-    if held is None:
+    if row.hold is None:
         raise SlotUnavailable("the slot is not offered now (taken, held, or no longer bookable)")
-    return str(held)
+    return row.hold
 
 
-async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+async def _create_hold(conn: AsyncConnection[Any], params: dict[str, Any]) -> HoldRow | None:
+    async with conn.cursor(row_factory=class_row(HoldRow)) as cur:
+        await cur.execute(Q["create_hold"], params)
+        return await cur.fetchone()
+
+
+async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> HoldRow | None:
     """One hold attempt in its own transaction; None when the database refused it."""
     try:
         async with conn.transaction():
-            cur = await conn.execute(Q["create_hold"], params)
-            return await cur.fetchone()
+            return await _create_hold(conn, params)
     except psycopg.errors.ExclusionViolation:
         # A booking the slot table does not show yet (a host's direct insert whose
         # recompute is still queued) is in the way.
@@ -248,24 +278,23 @@ async def _hold_any(conn: AsyncConnection[Any], req: HoldRequest) -> str:
     Each attempt runs in a savepoint: rolling one back also releases the advisory lock it
     took, so a refused candidate leaves nothing behind and the next one is tried.
     """
-    cur = await conn.execute(Q["hold_candidates"], req.params())
-    found = await cur.fetchone()
+    async with conn.cursor(row_factory=class_row(Candidates)) as cur:
+        await cur.execute(Q["hold_candidates"], req.params())
+        found = await cur.fetchone()
     assert found is not None
-    no_tenant, no_service, staff_ids = found
-    if no_tenant:
+    if found.no_tenant:
         raise NotFound("tenant", f"no tenant {req.slug!r}")
-    if no_service:
+    if found.no_service:
         raise NotFound("service", f"no active service {req.service_id} in tenant {req.slug!r}")
     async with conn.transaction():
-        for staff_id in staff_ids:
+        for staff_id in found.staff_ids:
             try:
                 async with conn.transaction():
-                    cur = await conn.execute(Q["create_hold"], req.params(staff_id))
-                    row = await cur.fetchone()
+                    row = await _create_hold(conn, req.params(staff_id))
             except psycopg.errors.ExclusionViolation:
                 continue
-            if row is not None and row[4] is not None:
-                return str(row[4])
+            if row is not None and row.hold is not None:
+                return row.hold
             # Not offered any more (taken meanwhile): the savepoint holds nothing worth
             # keeping, and the next candidate is tried.
     raise SlotUnavailable("no staff member can take this start now")
@@ -275,19 +304,20 @@ async def release(conn: AsyncConnection[Any], slug: str, hold_id: UUID) -> bool:
     """Release a hold (DELETE is idempotent: an expired or released hold is fine). True if
     this call released it."""
     params = {"slug": slug, "hold_id": hold_id}
+    cur = conn.cursor(row_factory=class_row(Released))
     async with conn.pipeline(), conn.transaction():
         await conn.execute(Q["lock_hold_staff"], params)
-        cur = await conn.execute(Q["release_hold"], params)
+        await cur.execute(Q["release_hold"], params)
     row = await cur.fetchone()
+    await cur.close()
     assert row is not None
-    no_tenant, status, released = row
-    if no_tenant:
+    if row.no_tenant:
         raise NotFound("tenant", f"no tenant {slug!r}")
-    if status is None:
+    if row.status is None:
         raise NotFound("hold", f"no hold {hold_id} in tenant {slug!r}")
-    if status == "confirmed" or (status == "held" and not released):
+    if row.status == "confirmed" or (row.status == "held" and not row.released):
         raise HoldConfirmed(f"{hold_id} is a confirmed booking: cancel it through the host API")
-    return bool(released)
+    return row.released
 
 
 # --- confirm, cancel, reschedule (sync, in the caller's transaction) ------------------------
