@@ -27,7 +27,7 @@ from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
 from slotmill.api.middleware import RequestContextMiddleware
 from slotmill.api.openapi import openapi_document
-from slotmill.api.ratelimit import RateLimiter
+from slotmill.api.ratelimit import RateLimiter, TrustedProxies
 from slotmill.config import Settings, get_settings
 from slotmill.sql import owned_by, schema_version
 
@@ -182,4 +182,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # In memory, per process (see api/ratelimit.py); 0 disables a limit.
     app.state.read_limiter = RateLimiter(settings.rate_limit_reads)
     app.state.hold_limiter = RateLimiter(settings.rate_limit_holds)
+    app.state.trusted_proxies = TrustedProxies.from_settings(settings)
     return app

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from slotmill.config import Settings
+from slotmill.config import Settings, timeout_options
 from slotmill.db import resolve_database_url
 
 # Seconds a request waits for a free connection before it is answered 503.
@@ -45,6 +45,7 @@ async def open_pools(settings: Settings) -> Pools:
         "autocommit": True,
         "application_name": "slotmill-api",
         "prepare_threshold": None,
+        "options": timeout_options(settings.api_statement_timeout_ms),
     }
     pool = AsyncConnectionPool(
         url,

@@ -4,17 +4,22 @@ In memory, per process: with N API worker processes a client gets up to N times 
 and a restart forgets every bucket. That is acceptable for what these limits are for (one
 widget or script hammering the API), costs no database round trip on the hot path, and a
 shared limit belongs in the proxy in front of the API if it is ever needed.
+
+Behind proxies, the client's address comes from X-Forwarded-For, believed only as far as
+the configured proxies vouch for it (:class:`TrustedProxies`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from starlette.requests import Request
 
 from slotmill.api.errors import ProblemError
+from slotmill.config import Settings
 
 # Buckets kept before idle (full) ones are swept: bounds memory under many addresses.
 _SWEEP_AT = 50_000
@@ -76,16 +81,54 @@ class RateLimiter:
             self._buckets.clear()
 
 
-def client_address(request: Request, *, trust_forwarded_for: bool) -> str:
-    """The client's address: the first X-Forwarded-For entry only when a trusted proxy sets
-    it (otherwise any client could pick its own bucket)."""
-    if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            first = forwarded.split(",", 1)[0].strip()
-            if first:
-                return first
-    return request.client.host if request.client else "unknown"
+class TrustedProxies:
+    """The proxies in front of the API whose X-Forwarded-For entries are believed.
+
+    The client's address is the rightmost X-Forwarded-For hop that is not one of them,
+    walking left from the peer: every proxy appends the address it saw, so entries left of
+    the first untrusted hop are whatever the client chose to send (behind nginx or an AWS
+    load balancer the leftmost entry is the client's own invention).
+    """
+
+    def __init__(self, networks: Iterable[str] = (), *, peer: bool = False) -> None:
+        self.networks = [ipaddress.ip_network(n.strip(), strict=False) for n in networks if n.strip()]
+        # SLOTMILL_TRUST_FORWARDED_FOR: the immediate peer is a proxy, whatever its address.
+        self.peer = peer
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrustedProxies:
+        return cls(settings.trusted_proxies.split(","), peer=settings.trust_forwarded_for)
+
+    @property
+    def enabled(self) -> bool:
+        return self.peer or bool(self.networks)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in n for n in self.networks)
+
+    def client(self, peer: str, forwarded_for: str | None) -> str:
+        if not self.enabled or not forwarded_for:
+            return peer
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        if not (self.peer or self._trusted(peer)):
+            return peer
+        while hops:
+            hop = hops.pop()
+            if not self._trusted(hop) or not hops:
+                return hop
+        return peer
+
+
+def client_address(request: Request, trusted: TrustedProxies | None = None) -> str:
+    """The client's address for rate limits and logs (see :class:`TrustedProxies`)."""
+    peer = request.client.host if request.client else "unknown"
+    if trusted is None or not trusted.enabled:
+        return peer
+    return trusted.client(peer, request.headers.get("x-forwarded-for"))
 
 
 def rate_limit(request: Request, which: str) -> None:
@@ -94,4 +137,4 @@ def rate_limit(request: Request, which: str) -> None:
     state = request.app.state
     limiter: RateLimiter | None = getattr(state, "read_limiter" if which == "reads" else "hold_limiter", None)
     if limiter is not None and limiter.enabled:
-        limiter.check(client_address(request, trust_forwarded_for=state.settings.trust_forwarded_for))
+        limiter.check(client_address(request, getattr(state, "trusted_proxies", None)))

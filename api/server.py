@@ -19,7 +19,9 @@ def serve(host: str, port: int, workers: int = 1) -> None:
         "http": "auto",
         "log_config": None,  # keep our JSON logging
         "access_log": False,  # RequestContextMiddleware logs each request with its id
-        "proxy_headers": settings.trust_forwarded_for,
+        # X-Forwarded-For is read by the app itself, only as far as the configured
+        # proxies vouch for it (api/ratelimit.py, TrustedProxies).
+        "proxy_headers": False,
         "lifespan": "on",
     }
     if workers > 1:

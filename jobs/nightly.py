@@ -160,28 +160,15 @@ def nightly_tick(
     for c in candidates:
         if stop is not None and stop.is_set():
             break
-        local_now = from_epoch(now).astimezone(zone(c["timezone"]))
-        covered_until = None if c["covered_until"] is None else to_epoch(c["covered_until"])
-        horizon_end = horizon_for(c["timezone"], c["horizon_days"], now).end
-        covered = covered_until is not None and covered_until >= horizon_end
-        if not nightly_due(local_now, covered):
-            continue
-        tenant = load_tenant_by_id(conn, c["id"])
-        conn.commit()
-        if tenant is None:
-            continue
+        # Everything about one tenant, its zone included, inside its own try: one tenant's
+        # bad value (a zone Python does not know) must never stop the others' nights.
         try:
-            r = run_nightly_for(
-                conn,
-                tenant,
-                local_now.date().isoformat(),
-                covered_until=covered_until,
-                now=now,
-                worker=worker,
+            r = _nightly_tenant(conn, c, now=now, worker=worker)
+        except Exception as e:
+            # The next check retries it; admin status and the logs say why.
+            log.error(
+                "nightly refresh failed", exc_info=e, extra={"ctx_tenant": c["slug"], "ctx_error": str(e)[:500]}
             )
-        except Exception:
-            # One tenant's failure must not starve the others; the next check retries it.
-            log.exception("nightly refresh failed", extra={"ctx_tenant": c["slug"]})
             if conn.closed or conn.broken:
                 raise
             conn.rollback()
@@ -189,6 +176,22 @@ def nightly_tick(
         if r is not None:
             done.append(r)
     return done
+
+
+def _nightly_tenant(conn: Conn, c: dict[str, Any], *, now: int, worker: str) -> NightlyResult | None:
+    local_now = from_epoch(now).astimezone(zone(c["timezone"]))
+    covered_until = None if c["covered_until"] is None else to_epoch(c["covered_until"])
+    horizon_end = horizon_for(c["timezone"], c["horizon_days"], now).end
+    covered = covered_until is not None and covered_until >= horizon_end
+    if not nightly_due(local_now, covered):
+        return None
+    tenant = load_tenant_by_id(conn, c["id"])
+    conn.commit()
+    if tenant is None:
+        return None
+    return run_nightly_for(
+        conn, tenant, local_now.date().isoformat(), covered_until=covered_until, now=now, worker=worker
+    )
 
 
 def expire_holds(conn: Conn, *, batch: int = EXPIRE_BATCH) -> int | None:

@@ -11,6 +11,7 @@ requests are claimed again.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ from psycopg.rows import dict_row
 from slotmill.materializer import engine
 from slotmill.materializer.horizon import Horizon, from_epoch, to_epoch
 from slotmill.materializer.loader import Conn, Tenant, all_staff_ids, load_rules, load_tenant_by_id
+from slotmill.materializer.model import RuleError
 from slotmill.materializer.refresh import (
     FULL_REFRESH_CHUNK,
     delete_outside,
     delete_tenant_slots,
     recompute_in_transaction,
+    record_failures,
 )
 from slotmill.sql import owned_by
 
@@ -59,6 +62,7 @@ class Request:
     empty: bool
     reason: str
     requested_at: datetime
+    attempts: int = 0  # times this request's recompute failed already
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Request:
@@ -72,6 +76,7 @@ class Request:
             empty=r["empty"],
             reason=r["reason"],
             requested_at=r["requested_at"],
+            attempts=r["attempts"],
         )
 
 
@@ -81,7 +86,7 @@ class Outcome:
 
     tenant_id: UUID
     staff_id: UUID | None
-    action: str  # recomputed | expanded | dropped (tenant gone)
+    action: str  # recomputed | expanded | dropped (tenant gone) | failed (kept, retried later)
     requests: int
     windows: int
     staff: int
@@ -89,15 +94,33 @@ class Outcome:
     slots_deleted: int
     oldest_requested_at: datetime
     duration_s: float
+    error: str | None = None  # why it failed
+    attempts: int = 0  # failures so far, this one included
+    parked: bool = False  # failed PARK_AFTER times: kept, but retried only with a new request
+    staff_failed: int = 0  # staff members of a whole-tenant group left out (each queued with why)
 
 
-class GroupFailed(Exception):
-    """Recomputing a claimed group failed; its requests stay queued (rolled back)."""
+# A failed group is retried after BACKOFF_BASE_S, doubling per attempt up to BACKOFF_MAX_S
+# (with jitter, so a burst of failures does not retry in lockstep), and parked after
+# PARK_AFTER attempts: a parked request blocks nothing and costs nothing until a new
+# request of its group (the host fixed the rule) or a full refresh takes it along.
+BACKOFF_BASE_S = 5.0
+BACKOFF_MAX_S = 3600.0
+PARK_AFTER = 5
 
-    def __init__(self, key: GroupKey, requests: int) -> None:
-        super().__init__(f"recompute of tenant {key[0]} staff {key[1] or '*'} failed")
-        self.key = key
-        self.requests = requests
+
+def backoff_s(attempts: int, *, jitter: float | None = None) -> float:
+    """Seconds until a group that has failed ``attempts`` times is tried again."""
+    j = random.uniform(0.8, 1.2) if jitter is None else jitter
+    return min(BACKOFF_BASE_S * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX_S) * j
+
+
+def describe(e: BaseException) -> str:
+    """One line saying why a recompute failed, for admin status."""
+    if isinstance(e, RuleError):
+        return str(e)
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}"[:1000]
 
 
 # ---------------------------------------------------------------------------------------
@@ -170,16 +193,9 @@ def merge_spans(
 # One claim transaction.
 
 
-def _claim(conn: Conn, batch: int, skip: Sequence[GroupKey]) -> list[Request]:
+def _claim(conn: Conn, batch: int) -> list[Request]:
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            Q["claim_group"],
-            {
-                "batch": batch,
-                "skip_tenants": [k[0] for k in skip],
-                "skip_staff": [k[1] for k in skip],
-            },
-        ).fetchall()
+        rows = cur.execute(Q["claim_group"], {"batch": batch}).fetchall()
     return [Request.from_row(r) for r in rows]
 
 
@@ -196,7 +212,13 @@ def _working_windows(conn: Conn, tenant: Tenant, staff_ids: list[UUID], now: int
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=h.start, hi=h.start + 1, now=now)
     out: list[Span] = []
     for staff in rules.staff.values():
-        out.extend((w.start, w.end) for w in engine.merged_windows(staff.schedule, rules.first_date, rules.last_date))
+        if staff.error:
+            continue  # the recompute names it as failed
+        try:
+            windows = engine.merged_windows(staff.schedule, rules.first_date, rules.last_date)
+        except RuleError:
+            continue  # likewise
+        out.extend((w.start, w.end) for w in windows)
     return out
 
 
@@ -208,12 +230,16 @@ def drain_one(
     conn: Conn,
     *,
     batch_size: int = 500,
-    skip: Sequence[GroupKey] = (),
     chunk: int = FULL_REFRESH_CHUNK,
     hold_s: float = 0.0,
 ) -> Outcome | None:
-    """Claim the oldest free group, recompute it and retire its requests; None when no free
-    request is left. Raises :class:`GroupFailed` (after rolling back) when the recompute fails.
+    """Claim the oldest due group, recompute it and retire its requests; None when no due
+    request is left.
+
+    If the recompute fails (a rule the engine cannot compute, a statement timeout, ...),
+    its work is rolled back to a savepoint and the requests stay queued, still locked by
+    this transaction, marked with the reason, due again after a back-off, and parked after
+    ``PARK_AFTER`` failures: a poison request never blocks the rest of the queue.
 
     ``hold_s`` keeps the transaction open that long after the slots are written and before
     the commit: a test-only hook that makes a recompute slow enough to be interrupted.
@@ -221,40 +247,84 @@ def drain_one(
     started = time.perf_counter()
     conn.rollback()  # a claim must be the first statement of its own transaction
     with conn.transaction():
-        requests = _claim(conn, batch_size, skip)
+        requests = _claim(conn, batch_size)
         if not requests:
             return None
         key: GroupKey = (requests[0].tenant_id, requests[0].staff_id)
         oldest = min(r.requested_at for r in requests)
         try:
-            outcome = _recompute_group(conn, key, requests, chunk=chunk, hold_s=hold_s)
+            with conn.transaction():  # a savepoint: a failure undoes only the recompute
+                done = _recompute_group(conn, key, requests, chunk=chunk, hold_s=hold_s)
         except Exception as e:
-            raise GroupFailed(key, len(requests)) from e
-    action, windows, staff, written, deleted = outcome
+            if conn.closed or conn.broken:
+                raise
+            return _failed(conn, key, requests, e, oldest, time.perf_counter() - started)
     return Outcome(
         tenant_id=key[0],
         staff_id=key[1],
-        action=action,
+        action=done.action,
         requests=len(requests),
-        windows=windows,
-        staff=staff,
-        slots_written=written,
-        slots_deleted=deleted,
+        windows=done.windows,
+        staff=done.staff,
+        slots_written=done.written,
+        slots_deleted=done.deleted,
         oldest_requested_at=oldest,
         duration_s=time.perf_counter() - started,
+        staff_failed=done.staff_failed,
     )
 
 
-def _recompute_group(
-    conn: Conn, key: GroupKey, requests: list[Request], *, chunk: int, hold_s: float
-) -> tuple[str, int, int, int, int]:
+def _failed(
+    conn: Conn, key: GroupKey, requests: list[Request], e: Exception, oldest: datetime, duration_s: float
+) -> Outcome:
+    attempts = max(r.attempts for r in requests) + 1
+    error = describe(e)
+    conn.execute(
+        Q["fail_requests"],
+        {
+            "tenant_id": key[0],
+            "ids": [r.id for r in requests],
+            "attempts": attempts,
+            "error": error,
+            "park_after": PARK_AFTER,
+            "backoff_s": backoff_s(attempts),
+        },
+    )
+    return Outcome(
+        tenant_id=key[0],
+        staff_id=key[1],
+        action="failed",
+        requests=len(requests),
+        windows=0,
+        staff=0,
+        slots_written=0,
+        slots_deleted=0,
+        oldest_requested_at=oldest,
+        duration_s=duration_s,
+        error=error,
+        attempts=attempts,
+        parked=attempts >= PARK_AFTER,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    action: str
+    windows: int = 0
+    staff: int = 0
+    written: int = 0
+    deleted: int = 0
+    staff_failed: int = 0
+
+
+def _recompute_group(conn: Conn, key: GroupKey, requests: list[Request], *, chunk: int, hold_s: float) -> _Done:
     tenant_id, staff_id = key
     tenant = load_tenant_by_id(conn, tenant_id)
     if tenant is None:
         # The tenant was deleted: nothing to compute, and its slots are garbage now.
         deleted = delete_tenant_slots(conn, tenant_id)
         _delete(conn, tenant_id, requests)
-        return "dropped", 0, 0, 0, deleted
+        return _Done("dropped", deleted=deleted)
 
     now = int(time.time())
     horizon = tenant.horizon(now)
@@ -278,7 +348,7 @@ def _recompute_group(
         deleted = delete_outside(conn, tenant, staff_ids, now=now) if whole else 0
         conn.execute(Q["notify_recompute"])
         _delete(conn, tenant_id, requests)
-        return "expanded", len(windows), len(staff_ids), 0, deleted
+        return _Done("expanded", len(windows), len(staff_ids), 0, deleted)
 
     if whole:
         windows = [(horizon.start, horizon.end)]
@@ -287,11 +357,34 @@ def _recompute_group(
             rules = extend_to_windows(rules, _working_windows(conn, tenant, staff_ids, now))
         windows = merge_spans(busy + rules, horizon)
     written = deleted = 0
+    failed: dict[UUID, str] = {}
+    deferred: set[UUID] = set()
     if staff_ids:
         for lo, hi in windows:
             r = recompute_in_transaction(conn, tenant, staff_ids, lo=lo, hi=hi, now=now)
             written += r.slots_written
             deleted += r.slots_deleted
+            failed.update(r.failed)
+            deferred.update(r.deferred)
+    if staff_id is not None and staff_id in failed:
+        raise RuleError(failed[staff_id])  # the whole group failed: keep its requests
+    if failed:
+        record_failures(conn, tenant_id, failed, reason=f"{requests[0].reason} (failed)")
+    if deferred and windows:
+        # Another transaction held their locks: each gets a request of its own, which
+        # waits for its one lock.
+        whole_span = whole or any(lo <= horizon.start and hi >= horizon.end for lo, hi in windows)
+        conn.execute(
+            Q["enqueue_staff"],
+            {
+                "tenant_id": tenant_id,
+                "staff_ids": sorted(deferred),
+                "lo": None if whole_span else from_epoch(min(lo for lo, _ in windows)),
+                "hi": None if whole_span else from_epoch(max(hi for _, hi in windows)),
+                "reason": f"{requests[0].reason} (lock busy)",
+            },
+        )
+        conn.execute(Q["notify_recompute"])
     if whole and staff_id is None:
         # A whole-tenant request follows a tenant or location change, possibly a shorter
         # horizon or another zone: slots outside the new horizon must go too.
@@ -300,11 +393,11 @@ def _recompute_group(
         log.warning("test hook: holding the recompute transaction open", extra={"ctx_hold_s": hold_s})
         time.sleep(hold_s)
     _delete(conn, tenant_id, requests)
-    return "recomputed", len(windows), len(staff_ids), written, deleted
+    return _Done("recomputed", len(windows), len(staff_ids), written, deleted, len(failed))
 
 
 def queue_depth(conn: Conn) -> tuple[int, float]:
-    """(requests waiting, age of the oldest in seconds)."""
+    """(requests waiting, failed ones apart; age of the oldest in seconds)."""
     row = conn.execute(Q["queue_depth"]).fetchone()
     conn.rollback()
     if row is None:

@@ -18,6 +18,7 @@ import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from slotmill.config import get_settings, timeout_options
 from slotmill.jobs.nightly import expire_holds, nightly_tick
 
 log = logging.getLogger("slotmill.worker")
@@ -49,7 +50,11 @@ def build_scheduler(
     def connect() -> psycopg.Connection[tuple[object, ...]]:
         # no prepared statements: see Worker._connect
         return psycopg.connect(
-            url, application_name=f"{worker_name}-jobs", connect_timeout=10, prepare_threshold=None
+            url,
+            application_name=f"{worker_name}-jobs",
+            connect_timeout=10,
+            prepare_threshold=None,
+            options=timeout_options(get_settings().worker_statement_timeout_ms),
         )
 
     def nightly() -> None:

@@ -28,8 +28,8 @@ from typing import Any
 import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from slotmill.config import get_settings
-from slotmill.jobs.queue import GroupFailed, GroupKey, Outcome, drain_one
+from slotmill.config import get_settings, timeout_options
+from slotmill.jobs.queue import Outcome, drain_one
 from slotmill.jobs.scheduler import build_scheduler
 
 log = logging.getLogger("slotmill.worker")
@@ -43,7 +43,6 @@ HOLD_ENV = "SLOTMILL_TEST_RECOMPUTE_HOLD_S"
 LISTEN_TICK_S = 0.5
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 10.0
-FAILED_GROUP_MAX_S = 60.0
 
 
 class _Backoff:
@@ -168,6 +167,7 @@ class Worker:
             # filters (`staff_ids IS NULL OR ...`) whose generic plans scan whole tables;
             # each recompute must be planned for the staff members it names.
             prepare_threshold=None,
+            options=timeout_options(get_settings().worker_statement_timeout_ms),
             keepalives=1,
             keepalives_idle=30,
             keepalives_interval=10,
@@ -202,7 +202,6 @@ class Worker:
         wake.set()  # drain what is already queued
         conn: psycopg.Connection[Any] | None = None
         backoff = _Backoff()
-        failed: dict[GroupKey, tuple[float, int]] = {}  # group -> (retry after, failures)
         try:
             while not self._stop.is_set():
                 wake.wait(self.poll_seconds)
@@ -212,9 +211,7 @@ class Worker:
                         if conn is None or conn.closed:
                             conn = self._connect("drain", autocommit=False)
                             backoff.reset()
-                        now = time.monotonic()
-                        skip = [k for k, (until, _) in failed.items() if until > now]
-                        outcome = drain_one(conn, batch_size=self.batch_size, skip=skip, hold_s=self.hold_s)
+                        outcome = drain_one(conn, batch_size=self.batch_size, hold_s=self.hold_s)
                     except Exception as e:
                         if conn is not None and (conn.closed or conn.broken):
                             log.warning(
@@ -232,45 +229,39 @@ class Worker:
                             )
                             backoff.wait(self._stop)
                             continue
-                        self._failed(e, failed)
-                        if not isinstance(e, GroupFailed):
-                            backoff.wait(self._stop)  # the claim itself failed (schema?)
+                        # The claim itself failed (the schema is behind?): a failing group is
+                        # handled inside drain_one, so this is rare; back off and retry.
+                        with self._lock:
+                            self.failures += 1
+                        log.error("claiming from the queue failed", exc_info=e)
+                        backoff.wait(self._stop)
                         continue
                     backoff.reset()
                     if outcome is None:
                         break
-                    failed.pop((outcome.tenant_id, outcome.staff_id), None)
                     self._done(outcome)
         finally:
             if conn is not None:
                 conn.close()
 
-    def _failed(self, e: Exception, failed: dict[GroupKey, tuple[float, int]]) -> None:
-        with self._lock:
-            self.failures += 1
-        if isinstance(e, GroupFailed):
-            # Leave the group alone for a while (its requests stay queued) so one bad group
-            # cannot keep a consumer from the rest of the queue.
-            _, count = failed.get(e.key, (0.0, 0))
-            delay = min(2.0**count, FAILED_GROUP_MAX_S)
-            failed[e.key] = (time.monotonic() + delay, count + 1)
-            log.error(
-                "recompute failed; group retried later",
-                exc_info=e.__cause__ or e,
-                extra={
-                    "ctx_tenant": str(e.key[0]),
-                    "ctx_staff": str(e.key[1] or "*"),
-                    "ctx_requests": e.requests,
-                    "ctx_retry_s": delay,
-                },
-            )
-        else:
-            log.error("claiming from the queue failed", exc_info=e)
-
     def _done(self, o: Outcome) -> None:
         with self._lock:
             self.groups += 1
             self.requests += o.requests
+        if o.action == "failed":
+            with self._lock:
+                self.failures += 1
+            log.error(
+                "recompute failed; parked" if o.parked else "recompute failed; retried later",
+                extra={
+                    "ctx_tenant": str(o.tenant_id),
+                    "ctx_staff": str(o.staff_id or "*"),
+                    "ctx_requests": o.requests,
+                    "ctx_attempts": o.attempts,
+                    "ctx_error": o.error,
+                },
+            )
+            return
         lag_ms = max(0.0, (time.time() - o.oldest_requested_at.timestamp()) * 1000)
         log.info(
             "recompute",

@@ -77,11 +77,20 @@ def horizon_for(tenant_zone: str, horizon_days: int, now: int) -> Horizon:
     )
 
 
+# Days of working windows built beyond the horizon on each side: 2 for zones ahead of or
+# behind the tenant's, and 7 more so that every window that matters is seen whole or at
+# least 7 days long (see window_dates).
+WINDOW_MARGIN_DAYS = 9
+
+
 def window_dates(h: Horizon) -> tuple[date, date]:
     """Local dates whose working windows are built for any staff member, whatever the zone.
 
-    Always the whole horizon (plus a margin of two days each side for zones ahead of or
-    behind the tenant's, and for windows that run across midnight into the horizon), so a
-    recompute of a few hours anchors its grid exactly where a full refresh does.
+    Always the whole horizon plus ``WINDOW_MARGIN_DAYS`` each side, so a recompute of a few
+    hours anchors its grid exactly where a full refresh does, and the anchoring never
+    changes as the horizon rolls: a merged window that touches the horizon is either seen
+    whole (shorter than 7 days, anchored at its real start) or seen at least 7 days long
+    (anchored at the epoch: engine/grid.py, grid_origin), never cut short of 7 days.
     """
-    return h.today - timedelta(days=2), h.last_day + timedelta(days=2)
+    margin = timedelta(days=WINDOW_MARGIN_DAYS)
+    return h.today - margin, h.last_day + margin

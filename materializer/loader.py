@@ -23,6 +23,7 @@ from slotmill.materializer.model import (
     HolidayRule,
     LiveHold,
     OverrideRule,
+    RuleError,
     ServiceRule,
     StaffSchedule,
     TemplateRule,
@@ -31,11 +32,6 @@ from slotmill.sql import owned_by
 
 Conn = psycopg.Connection[Any]
 Q = owned_by(__name__)
-
-
-class RuleError(ValueError):
-    """A rule the engine cannot use (a zone Python's tz database does not know, on a
-    database without slotmill's CHECK constraints). Nothing is written."""
 
 
 def _check_zone(name: str, owner: str) -> str:
@@ -100,6 +96,9 @@ class StaffRules:
     active: bool
     priority: int
     services: list[ServiceRule] = field(default_factory=list)  # active and qualified
+    # Why this staff member's rules cannot be computed (a stored value the engine cannot
+    # use), or None. Such a staff member is left out of a recompute, with this reason.
+    error: str | None = None
 
     def offered(self, service_id: UUID | None = None) -> list[ServiceRule]:
         """The services this staff member has slots of (SPEC §5: staff active, service
@@ -213,8 +212,18 @@ def load_rules(
                 valid_until=r["valid_until"],
             )
         )
+    # Rows the engine cannot use, by staff member (None: every staff member of the tenant).
+    bad: dict[UUID | None, list[str]] = defaultdict(list)
     overrides: dict[UUID, list[OverrideRule]] = defaultdict(list)
     for r in results["load_overrides"]:
+        if not r["on_date_ok"]:
+            # Outside the years the service schedules: it can never apply on a date of the
+            # horizon, unless it starts a recurrence, which cannot be computed from there.
+            if r["rrule"]:
+                bad[r["staff_id"]].append(
+                    f"availability_overrides {r['id']}: on_date outside 1900-2200 starts a recurrence"
+                )
+            continue
         overrides[r["staff_id"]].append(
             OverrideRule(
                 on_date=r["on_date"],
@@ -228,6 +237,10 @@ def load_rules(
     tenant_holidays: list[HolidayRule] = []
     staff_holidays: dict[UUID, list[HolidayRule]] = defaultdict(list)
     for r in results["load_holidays"]:
+        if not r["on_date_ok"]:
+            if r["rrule"]:
+                bad[r["staff_id"]].append(f"holidays {r['id']}: on_date outside 1900-2200 starts a recurrence")
+            continue
         rule = HolidayRule(on_date=r["on_date"], rrule=r["rrule"], name=r["name"], tenant_wide=r["staff_id"] is None)
         if r["staff_id"] is None:
             tenant_holidays.append(rule)
@@ -245,9 +258,15 @@ def load_rules(
     staff: dict[UUID, StaffRules] = {}
     for r in results["load_staff"]:
         sid = r["id"]
+        problems = bad.get(None, []) + bad.get(sid, [])
+        try:
+            staff_zone = _check_zone(r["zone"], "the staff member's zone (staff, location or tenant)")
+        except RuleError as e:
+            problems.append(str(e))
+            staff_zone = "UTC"  # never computed: the error below keeps it out
         schedule = StaffSchedule(
             staff_id=sid,
-            zone=_check_zone(r["zone"], f"staff {sid}"),
+            zone=staff_zone,
             location_id=r["location_id"],
             templates=tuple(templates.get(sid, ())),
             overrides=tuple(overrides.get(sid, ())),
@@ -256,7 +275,13 @@ def load_rules(
             holds=tuple(holds.get(sid, ())),
         )
         qualified = [s.rule for s in services.values() if s.active and sid in s.staff_ids]
-        staff[sid] = StaffRules(schedule=schedule, active=r["active"], priority=r["priority"], services=qualified)
+        staff[sid] = StaffRules(
+            schedule=schedule,
+            active=r["active"],
+            priority=r["priority"],
+            services=qualified,
+            error="; ".join(problems) or None,
+        )
     return LoadedRules(
         tenant=tenant,
         horizon=horizon,

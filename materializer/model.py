@@ -21,6 +21,13 @@ from uuid import UUID
 MINUTES_PER_DAY = 1440
 
 
+class RuleError(ValueError):
+    """A stored rule the engine cannot compute: a zone Python's tz database does not know, a
+    recurrence that does not parse or never ends, a date outside the years the service
+    schedules, a staff member whose slots exceed the recompute budget. That staff member's
+    recompute fails with this message as its reason; nobody else's does."""
+
+
 @dataclass(frozen=True, slots=True)
 class TemplateRule:
     """One ``availability_templates`` row: a weekly local window."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,8 +22,8 @@ from slotmill.materializer import engine
 from slotmill.materializer.engine import SlotRun
 from slotmill.materializer.horizon import from_epoch
 from slotmill.materializer.loader import Conn, LoadedRules, Tenant, all_staff_ids, load_rules
-from slotmill.materializer.locks import lock_staff
-from slotmill.materializer.model import Slot
+from slotmill.materializer.locks import lock_staff, try_lock_staff
+from slotmill.materializer.model import RuleError, Slot
 from slotmill.materializer.slot_ids import slot_id, slot_id_prefix
 from slotmill.sql import owned_by
 
@@ -44,6 +44,12 @@ class WindowResult:
     lo: int
     hi: int
     slots_total: int = 0  # slots the window holds now
+    # Staff members left out, with why: a stored rule the engine cannot compute. Their
+    # slots were not touched.
+    failed: dict[UUID, str] = field(default_factory=dict)
+    # Staff members whose lock another transaction held: not recomputed here (see
+    # recompute_in_transaction); the caller recomputes them on their own.
+    deferred: list[UUID] = field(default_factory=list)
 
 
 # Windows at least this long are applied as a diff through the staging table; shorter
@@ -54,23 +60,45 @@ DIFF_APPLY_MIN_S = 7 * 86_400
 
 def compute_runs(
     rules: LoadedRules, lo: int, hi: int, *, progress: Progress | None = None
-) -> Iterator[tuple[UUID, SlotRun]]:
-    """(staff_id, run) for every loaded staff member's slots with a start in ``[lo, hi)``."""
+) -> tuple[list[tuple[UUID, SlotRun]], dict[UUID, str]]:
+    """(staff_id, run) for every loaded staff member's slots with a start in ``[lo, hi)``,
+    and the staff members whose rules cannot be computed, with why (left out whole)."""
+    runs: list[tuple[UUID, SlotRun]] = []
+    failed: dict[UUID, str] = {}
     for sid, staff in rules.staff.items():
-        offered = staff.offered()
-        if offered:
-            for run in engine.slot_runs(staff.schedule, offered, rules.first_date, rules.last_date, lo, hi):
-                yield sid, run
+        if staff.error:
+            failed[sid] = staff.error
+        else:
+            offered = staff.offered()
+            try:
+                staff_runs = (
+                    engine.slot_runs(staff.schedule, offered, rules.first_date, rules.last_date, lo, hi)
+                    if offered
+                    else []
+                )
+            except RuleError as e:
+                failed[sid] = str(e)
+            else:
+                runs.extend((sid, run) for run in staff_runs)
         if progress:
             progress(1)
+    return runs, failed
 
 
-def compute(rules: LoadedRules, lo: int, hi: int) -> dict[UUID, list[Slot]]:
-    """The slots every loaded staff member should have with a start in ``[lo, hi)``."""
-    return {
-        sid: engine.compute_slots(staff.schedule, staff.offered(), rules.first_date, rules.last_date, lo, hi)
-        for sid, staff in rules.staff.items()
-    }
+def compute(rules: LoadedRules, lo: int, hi: int) -> tuple[dict[UUID, list[Slot]], dict[UUID, str]]:
+    """The slots every loaded staff member should have with a start in ``[lo, hi)``, and
+    the staff members that cannot be computed, with why."""
+    out: dict[UUID, list[Slot]] = {}
+    failed: dict[UUID, str] = {}
+    for sid, staff in rules.staff.items():
+        if staff.error:
+            failed[sid] = staff.error
+            continue
+        try:
+            out[sid] = engine.compute_slots(staff.schedule, staff.offered(), rules.first_date, rules.last_date, lo, hi)
+        except RuleError as e:
+            failed[sid] = str(e)
+    return out, failed
 
 
 class _Instants:
@@ -192,26 +220,52 @@ def recompute_in_transaction(
 ) -> WindowResult:
     """Replace the slots of ``staff_ids`` starting in ``[lo, hi)`` (clipped to the horizon;
     None: the horizon's edge). Runs in the caller's transaction, so a queue consumer can
-    delete its requests in the same commit that writes their result."""
+    delete its requests in the same commit that writes their result.
+
+    One staff member waits for their lock. Of several, only those whose lock is free are
+    recomputed (``deferred`` names the others): waiting for one lock while holding others
+    could deadlock with a host writing several staff members' bookings in another order
+    (sql/schema.sql, section "Locks"). Staff members whose rules cannot be computed are
+    left untouched and named in ``failed``.
+    """
     staff_ids = sorted(set(staff_ids))
-    lock_staff(conn, tenant.id, staff_ids)
+    if len(staff_ids) == 1:
+        lock_staff(conn, tenant.id, staff_ids)
+        deferred: list[UUID] = []
+    else:
+        locked = try_lock_staff(conn, tenant.id, staff_ids)
+        deferred = [s for s in staff_ids if s not in locked]
+        staff_ids = [s for s in staff_ids if s in locked]
     horizon = tenant.horizon(now)
     lo, hi = horizon.clip(lo, hi)
-    if lo >= hi:
-        return WindowResult(len(staff_ids), 0, 0, lo, hi)
+    if lo >= hi or not staff_ids:
+        return WindowResult(len(staff_ids), 0, 0, lo, hi, deferred=deferred)
     rules = load_rules(conn, tenant, staff_ids=staff_ids, lo=lo, hi=hi, now=now)
-    window = {"tenant_id": tenant.id, "staff_ids": staff_ids, "lo": from_epoch(lo), "hi": from_epoch(hi)}
+    runs, failed = compute_runs(rules, lo, hi, progress=progress)
+    done = [s for s in staff_ids if s not in failed]
+    window = {"tenant_id": tenant.id, "staff_ids": done, "lo": from_epoch(lo), "hi": from_epoch(hi)}
 
     if hi - lo < DIFF_APPLY_MIN_S:
         deleted = conn.execute(Q["delete_window"], window).rowcount
-        total = written = copy_slots(conn, tenant.id, compute_runs(rules, lo, hi, progress=progress))
+        total = written = copy_slots(conn, tenant.id, runs)
     else:
         conn.execute(Q["create_stage"])
-        total = copy_slots(conn, tenant.id, compute_runs(rules, lo, hi, progress=progress), statement="copy_stage")
+        total = copy_slots(conn, tenant.id, runs, statement="copy_stage")
         conn.execute(Q["analyze_stage"])
         deleted = conn.execute(Q["diff_delete"], window).rowcount
         written = conn.execute(Q["diff_insert"]).rowcount
-    return WindowResult(len(staff_ids), written, deleted, lo, hi, total)
+    return WindowResult(len(done), written, deleted, lo, hi, total, failed=failed, deferred=deferred)
+
+
+def record_failures(conn: Conn, tenant_id: UUID, failed: dict[UUID, str], *, reason: str) -> None:
+    """Leave a failed request per staff member in ``failed``, so the worker retries it
+    with back-off and admin status shows why (jobs/queue.py)."""
+    if failed:
+        ids = sorted(failed)
+        conn.execute(
+            Q["record_failures"],
+            {"tenant_id": tenant_id, "staff_ids": ids, "errors": [failed[s] for s in ids], "reason": reason},
+        )
 
 
 def refresh(
@@ -230,7 +284,9 @@ def refresh(
     A full refresh (no staff, no window) also removes slots that no longer belong: the
     past, beyond the horizon, and staff members that no longer exist. It runs in chunks of
     ``FULL_REFRESH_CHUNK`` staff members, each chunk one transaction; within a staff member
-    the window is always replaced atomically.
+    the window is always replaced atomically. A staff member whose lock is busy is done
+    after the chunk, on their own; one whose rules cannot be computed is left as it was,
+    named in ``failed`` and queued as a failed request (admin status shows why).
     """
     now = int(time.time()) if now is None else now
     started = datetime.now().astimezone()
@@ -241,32 +297,46 @@ def refresh(
         on_staff_count(len(ids))
     horizon = tenant.horizon(now)
     written = deleted = total = 0
+    failed: dict[UUID, str] = {}
     win_lo, win_hi = horizon.clip(lo, hi)
-    chunks = [ids[i : i + FULL_REFRESH_CHUNK] for i in range(0, len(ids), FULL_REFRESH_CHUNK)] or [[]]
-    for i, chunk in enumerate(chunks):
+    chunks = [ids[i : i + FULL_REFRESH_CHUNK] for i in range(0, len(ids), FULL_REFRESH_CHUNK)]
+
+    def one(chunk: list[UUID], first: bool) -> list[UUID]:
+        nonlocal written, deleted, total
         with conn.transaction():
-            if full and i == 0:
+            if full and first:
                 deleted += delete_outside(conn, tenant, ids, now=now)
-            if chunk:
-                r = recompute_in_transaction(conn, tenant, chunk, lo=lo, hi=hi, now=now, progress=progress)
-                written += r.slots_written
-                deleted += r.slots_deleted
-                total += r.slots_total
-            if i == len(chunks) - 1:
-                conn.execute(
-                    Q["record_refresh"],
-                    {
-                        "tenant_id": tenant.id,
-                        "kind": "full" if full else "partial",
-                        "started_at": started,
-                        "horizon_start": from_epoch(horizon.start),
-                        "horizon_end": from_epoch(horizon.end),
-                        "staff_count": len(ids),
-                        "slots_written": total,
-                        "drift": None,
-                    },
-                )
-    return WindowResult(len(ids), written, deleted, win_lo, win_hi, total)
+            r = recompute_in_transaction(conn, tenant, chunk, lo=lo, hi=hi, now=now, progress=progress)
+            written += r.slots_written
+            deleted += r.slots_deleted
+            total += r.slots_total
+            failed.update(r.failed)
+            record_failures(conn, tenant.id, r.failed, reason="refresh")
+            if full:
+                ok = [s for s in chunk if s not in r.failed and s not in r.deferred]
+                conn.execute(Q["clear_failures"], {"tenant_id": tenant.id, "staff_ids": ok, "started_at": started})
+        return r.deferred
+
+    for i, chunk in enumerate(chunks):
+        for staff_id in one(chunk, i == 0):
+            one([staff_id], False)  # waits for that one lock, holding no other
+    with conn.transaction():
+        if full and not chunks:
+            deleted += delete_outside(conn, tenant, ids, now=now)
+        conn.execute(
+            Q["record_refresh"],
+            {
+                "tenant_id": tenant.id,
+                "kind": "full" if full else "partial",
+                "started_at": started,
+                "horizon_start": from_epoch(horizon.start),
+                "horizon_end": from_epoch(horizon.end),
+                "staff_count": len(ids),
+                "slots_written": total,
+                "drift": None,
+            },
+        )
+    return WindowResult(len(ids), written, deleted, win_lo, win_hi, total, failed=failed)
 
 
 def delete_outside(conn: Conn, tenant: Tenant, staff_ids: list[UUID], *, now: int) -> int:

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from slotmill.config import get_settings
 from slotmill.logs import setup_logging
-from slotmill.materializer.loader import RuleError
+from slotmill.materializer.model import RuleError
 
 
 class CliError(Exception):
@@ -105,7 +105,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         f"refreshed {tenant.slug}: {result.staff} staff, {result.slots_total} slots "
         f"({result.slots_written} written, {result.slots_deleted} removed) in {elapsed:.2f}s"
     )
-    return 0
+    for staff_id, reason in sorted(result.failed.items()):
+        print(f"  not refreshed: staff {staff_id}: {reason}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -129,8 +131,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"-{from_epoch(int(str(end))):%H:%M}Z"
         )
 
+    for staff_id, reason in sorted(drift.failed.items()):
+        print(f"  cannot compute staff {staff_id}: {reason}")
     if drift.total == 0:
         print(f"{tenant.slug}: no drift ({drift.actual_count} slots match a full recomputation)")
+        if drift.failed:
+            print(f"{tenant.slug}: {len(drift.failed)} staff members cannot be computed (see above)")
+            return 1
         return 0
     print(
         f"{tenant.slug}: DRIFT: {len(drift.missing)} missing, {len(drift.unexpected)} unexpected, "

@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     # Per client address, per minute (SPEC §9).
     rate_limit_reads: int = 120
     rate_limit_holds: int = 10
-    # Trust X-Forwarded-For from a proxy in front of the API.
+    # Proxies in front of the API (IPs or CIDRs, comma-separated) whose X-Forwarded-For
+    # entries are believed; the client is the rightmost hop that is not one of them.
+    trusted_proxies: str = ""
+    # The immediate peer is a proxy whatever its address (one hop of X-Forwarded-For).
     trust_forwarded_for: bool = False
 
     # Demo routes (the widget's confirm-on-behalf); only `slotmill run` / `demo` set it.
@@ -43,7 +46,20 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 5.0
     worker_batch_size: int = 500
 
+    # Server-side bounds on any one statement (0: none), so a runaway query or a lock
+    # wait answers with an error instead of holding a pool connection for good. The API's
+    # statements are small (holds wait for a staff lock at most); the worker's COPY a
+    # horizon of slots.
+    api_statement_timeout_ms: int = 15_000
+    worker_statement_timeout_ms: int = 300_000
+
 
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def timeout_options(ms: int) -> str:
+    """libpq ``options`` that set the session's statement_timeout (empty when 0). Behind
+    PgBouncer in transaction mode set it on the database role instead (docs/operations.md)."""
+    return f"-c statement_timeout={ms}" if ms > 0 else ""

@@ -20,7 +20,7 @@ from slotmill.api import db as api_db
 from slotmill.api import server as api_server
 from slotmill.api.app import Q as PROBES
 from slotmill.api.app import create_app
-from slotmill.api.ratelimit import RateLimiter, client_address
+from slotmill.api.ratelimit import RateLimiter, TrustedProxies, client_address
 from slotmill.logs import JsonFormatter
 from slotmill.sql import schema_version
 from tests.test_api_support import World, db_exec, hold_ok, iso, problem, run, running, settings_for, world
@@ -259,8 +259,31 @@ def test_client_address_trusts_forwarded_for_only_when_configured() -> None:
         "client": ("10.0.0.1", 5000),
     }
     request = Request(scope)
-    assert client_address(request, trust_forwarded_for=False) == "10.0.0.1"
-    assert client_address(request, trust_forwarded_for=True) == "198.51.100.9"
+    assert client_address(request, TrustedProxies()) == "10.0.0.1"
+    # one trusted hop: the address that proxy saw, not what the client wrote before it
+    assert client_address(request, TrustedProxies(peer=True)) == "10.0.0.1"
+    assert client_address(request, TrustedProxies(["10.0.0.0/8"])) == "198.51.100.9"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "trusted", "peer", "expected"),
+    [
+        # nginx appends $remote_addr: a client's own header is to its left
+        ("6.6.6.6, 203.0.113.7", ["10.0.0.0/8"], "10.0.0.2", "203.0.113.7"),
+        # two proxies of ours (a CDN range and the load balancer)
+        ("6.6.6.6, 203.0.113.7, 192.0.2.10", ["10.0.0.0/8", "192.0.2.0/24"], "10.0.0.2", "203.0.113.7"),
+        # a peer we do not trust: its header means nothing
+        ("203.0.113.7", ["10.0.0.0/8"], "198.51.100.1", "198.51.100.1"),
+        # garbage in the header is a hop like any other, and untrusted
+        ("not-an-ip", ["10.0.0.0/8"], "10.0.0.2", "not-an-ip"),
+        # every hop trusted: the leftmost is all we know
+        ("10.1.1.1, 10.2.2.2", ["10.0.0.0/8"], "10.0.0.2", "10.1.1.1"),
+    ],
+)
+def test_the_client_is_the_rightmost_untrusted_hop(
+    forwarded: str, trusted: list[str], peer: str, expected: str
+) -> None:
+    assert TrustedProxies(trusted).client(peer, forwarded) == expected
 
 
 def test_serve_uses_the_factory_for_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from slotmill.materializer.model import (
     HolidayRule,
     LiveHold,
     OverrideRule,
+    RuleError,
     ServiceRule,
     Slot,
     StaffSchedule,
@@ -161,11 +162,12 @@ def test_holiday_with_utc_until_is_understood() -> None:
     assert [len(merged_windows(sched, d, d)) for d in weeks] == [0, 0, 1]
 
 
-def test_malformed_rrule_applies_on_its_date_only() -> None:
+def test_malformed_rrule_is_a_rule_error_not_silence() -> None:
+    # It used to apply on its on_date only, silently: the host never learned the rule was
+    # ignored. Now that staff member's recompute fails, naming the rule.
     sched = nine_to_five(holidays=(HolidayRule(MONDAY, rrule="FREQ=NONSENSE"),))
-    next_week = MONDAY + timedelta(days=7)
-    assert merged_windows(sched, MONDAY, MONDAY) == []
-    assert len(merged_windows(sched, next_week, next_week)) == 1
+    with pytest.raises(RuleError, match="FREQ=NONSENSE is not one of"):
+        merged_windows(sched, MONDAY, MONDAY)
 
 
 # --- overrides ------------------------------------------------------------------------------

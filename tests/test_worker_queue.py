@@ -16,12 +16,10 @@ from uuid import UUID
 import anyio.from_thread
 import httpx
 import psycopg
-import pytest
 from starlette.applications import Starlette
 
 from slotmill import seed
 from slotmill.jobs.queue import (
-    GroupFailed,
     Request,
     drain_one,
     extend_to_windows,
@@ -330,15 +328,20 @@ def test_a_failing_group_rolls_back_and_keeps_its_requests(conn: Conn, db_url: s
         )
         conn.execute("SET lock_timeout = '200ms'")
         conn.commit()
-        with pytest.raises(GroupFailed) as failed:
-            drain_one(conn)
-        assert failed.value.key == (salon.tenant, salon.ann)
-        # and a consumer told to leave that group alone finds nothing else to do
-        assert drain_one(conn, skip=[failed.value.key]) is None
+        failed = drain_one(conn)
+        assert failed is not None and failed.action == "failed"
+        assert (failed.tenant_id, failed.staff_id) == (salon.tenant, salon.ann)
+        assert failed.error and "LockNotAvailable" in failed.error and failed.attempts == 1
+        # the failed group waits out its back-off: nothing else is due
+        assert drain_one(conn) is None
         blocker.rollback()
     assert queue_depth(db_url) == 1
+    with psycopg.connect(db_url, autocommit=True) as c:
+        row = c.execute("SELECT attempts, last_error, not_before > now() FROM recompute_requests").fetchone()
+    assert row is not None and row[0] == 1 and "lock timeout" in row[1] and row[2]
     assert slot_starts(db_url, salon.ann, salon.cut, day) == before
     conn.execute("RESET lock_timeout")
+    conn.execute("UPDATE recompute_requests SET not_before = now()")  # the back-off is over
     conn.commit()
     assert drain_one(conn) is not None
     assert slot_starts(db_url, salon.ann, salon.cut, day)[0] == utc(day, 10, 30)
@@ -346,19 +349,22 @@ def test_a_failing_group_rolls_back_and_keeps_its_requests(conn: Conn, db_url: s
 
 
 def test_a_rule_change_regrids_the_rest_of_a_window_beyond_its_dates(conn: Conn, db_url: str) -> None:
-    # Around the clock, every day: one window over the whole horizon, its 50-minute grid
-    # anchored at its start. An hour off on one day splits it, and every later slot moves to
-    # the grid of the new window, days after the date the override names.
+    # Around the clock, every day, until an hour off on day+2 of `later`: a window of many
+    # days, its 50-minute grid anchored at the epoch. An hour off two days before `later`
+    # cuts a 4-day window out of it, whose grid is anchored at its own start (01:00): every
+    # slot of `later` moves, two days after the date the override names.
     t = seed.tenant(conn, "night", timezone="UTC", horizon_days=20)
     s = seed.staff(conn, t, "Owl")
     v = seed.service(conn, t, "Watch", 50, staff_ids=[s])
     seed.template(conn, t, s, range(1, 8), "00:00", "24:00")
+    later = today_utc() + timedelta(days=11)
+    seed.override(conn, t, s, later + timedelta(days=2), available=False, start="00:00", end="01:00")
     conn.commit()
     while drain_one(conn) is not None:
         pass
-    day = today_utc() + timedelta(days=5)
-    later = day + timedelta(days=6)
+    day = later - timedelta(days=2)
     before = slot_starts(db_url, s, v, later)
+    assert before and all(x.timestamp() % 3000 == 0 for x in before)
     seed.override(conn, t, s, day, available=False, start="00:00", end="01:00")
     conn.commit()
     while drain_one(conn) is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from slotmill.materializer.engine.grid import service_params
+from slotmill.materializer.engine.grid import grid_origin, service_params
 from slotmill.materializer.engine.recurrence import applies_on
 from slotmill.materializer.engine.windows import merged_windows
 from slotmill.materializer.engine.zones import local_date_of
@@ -75,7 +75,9 @@ def explain(
         fitting = [
             w for w in merged_windows(schedule, first, last) if w.start <= t and end <= w.end
         ]
-        on_grid = [w for w in fitting if (t - w.start) % step_s == 0]
+        on_grid = [
+            w for w in fitting if t >= (o := grid_origin(w.start, w.end, step_s)) and (t - o) % step_s == 0
+        ]
         if not fitting:
             reasons.append(
                 Reason(
@@ -85,7 +87,8 @@ def explain(
             )
         elif not on_grid:
             w = fitting[0]
-            before = w.start + (t - w.start) // step_s * step_s
+            origin = grid_origin(w.start, w.end, step_s)
+            before = origin + (t - origin) // step_s * step_s
             reasons.append(
                 Reason(
                     ReasonCode.OFF_GRID,

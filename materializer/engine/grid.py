@@ -9,6 +9,7 @@ from datetime import date
 from typing import NamedTuple
 from uuid import UUID
 
+from slotmill.materializer.engine.budget import MAX_SLOTS_PER_STAFF, BudgetExceeded
 from slotmill.materializer.engine.windows import merged_windows, union
 from slotmill.materializer.model import BusyRange, LiveHold, ServiceRule, Slot, StaffSchedule, Window
 
@@ -80,6 +81,21 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+# A merged window at least this long (a 24/7 schedule) has its grid anchored at the Unix
+# epoch, not at its start: its start is wherever the computed date range cuts it, which
+# moves every day as the horizon rolls, and the grid (and the slot ids) must not.
+EPOCH_ANCHOR_MIN_S = 7 * 86_400
+
+
+def grid_origin(start: int, end: int, step_s: int) -> int:
+    """The first grid start of the window ``[start, end)``: its start, or for a window of
+    7 days or more the first instant at or after it a whole number of steps after the
+    epoch."""
+    if end - start >= EPOCH_ANCHOR_MIN_S:
+        return start + (-start) % step_s
+    return start
+
+
 def _window_starts(
     a: int,
     b: int,
@@ -91,7 +107,8 @@ def _window_starts(
     after_s: int,
     busy: _BusyIndex,
 ) -> list[int]:
-    """Free grid starts ``a + k*step`` in ``[lo, hi)`` with ``t + duration <= b``."""
+    """Free grid starts ``a + k*step`` in ``[lo, hi)`` with ``t + duration <= b``; ``a`` is
+    the grid's origin (:func:`grid_origin`)."""
     last = min(b - duration_s, hi - 1)
     t = a if lo <= a else a + _ceil_div(lo - a, step_s) * step_s
     if t > last:
@@ -182,7 +199,8 @@ def _generate_runs(
         if prev_end is not None and w.start < prev_end:
             overlapping = True
         prev_end = w.end if prev_end is None else max(prev_end, w.end)
-        starts = _window_starts(w.start, w.end, lo, hi, duration_s, step_s, before_s, after_s, busy)
+        origin = grid_origin(w.start, w.end, step_s)
+        starts = _window_starts(origin, w.end, lo, hi, duration_s, step_s, before_s, after_s, busy)
         if not starts:
             continue
         held = _held_until(starts, holds, before_s, span_s) if holds.holds else {}
@@ -291,6 +309,11 @@ def slot_runs(
     runs: list[SlotRun] = []
     for service in services:
         runs.extend(_generate_runs(service, windows, lo, hi, busy, holds))
+        total = sum(len(r.starts) for r in runs)
+        if total > MAX_SLOTS_PER_STAFF:
+            raise BudgetExceeded(
+                f"staff member {schedule.staff_id}: more than {MAX_SLOTS_PER_STAFF} slots in one recompute"
+            )
     return runs
 
 

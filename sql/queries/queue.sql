@@ -2,32 +2,49 @@
 -- The recompute queue (jobs/queue.py): claim, coalesce, retire.
 
 -- name: claim_group
--- The oldest request nobody holds, and every other free request of its (tenant, staff_id)
--- group, locked until the transaction that writes their result commits (SPEC §8: a crash
--- loses nothing). Rows another worker holds are skipped; a NULL staff_id is its own group
--- (every staff member). Groups that just failed are left out for a while (skip_*).
+-- The oldest due request nobody holds, and every other free request of its (tenant,
+-- staff_id) group, failed and parked ones included, locked until the transaction that
+-- writes their result commits (a crash loses nothing). Rows another worker holds are
+-- skipped; a NULL staff_id is its own group (every staff member). A failed request is due
+-- again at not_before ('infinity' once parked: then only a new request of its group brings
+-- it back). Bounds are clamped to the years the service schedules, so a range written
+-- before the schema refused it cannot make the claim itself fail.
 WITH head AS (
     SELECT r.tenant_id, r.staff_id
       FROM recompute_requests r
-     WHERE NOT EXISTS (
-               SELECT 1
-                 FROM unnest(%(skip_tenants)s::uuid[], %(skip_staff)s::uuid[]) AS k (tenant_id, staff_id)
-                WHERE k.tenant_id = r.tenant_id AND k.staff_id IS NOT DISTINCT FROM r.staff_id)
+     WHERE r.last_error IS NULL OR r.not_before <= clock_timestamp()
      ORDER BY r.id
      LIMIT 1
        FOR UPDATE SKIP LOCKED
 )
 SELECT r.id, r.tenant_id, r.staff_id, r.during IS NULL AS whole,
        coalesce(isempty(r.during), false) AS empty,
-       -- 'infinity' bounds read as unbounded: the driver has no datetime for them
-       CASE WHEN isfinite(lower(r.during)) THEN lower(r.during) END AS lo,
-       CASE WHEN isfinite(upper(r.during)) THEN upper(r.during) END AS hi,
-       r.reason, r.requested_at
+       -- unbounded (or 'infinity') sides read as NULL: the horizon's edge
+       CASE WHEN isfinite(lower(r.during)) THEN greatest(lower(r.during), TIMESTAMPTZ '1900-01-01 00:00:00+00') END AS lo,
+       CASE WHEN isfinite(upper(r.during)) THEN least(upper(r.during), TIMESTAMPTZ '2201-01-01 00:00:00+00') END AS hi,
+       r.reason, r.requested_at, r.attempts
   FROM recompute_requests r
   JOIN head h ON h.tenant_id = r.tenant_id AND h.staff_id IS NOT DISTINCT FROM r.staff_id
  ORDER BY r.id
  LIMIT %(batch)s
    FOR UPDATE OF r SKIP LOCKED;
+
+-- name: fail_requests
+-- A group's recompute failed: its requests stay queued, due again after a back-off, and
+-- parked (not_before 'infinity') once they have failed %(park_after)s times.
+UPDATE recompute_requests
+   SET attempts = %(attempts)s,
+       last_error = %(error)s,
+       not_before = CASE WHEN %(attempts)s >= %(park_after)s THEN TIMESTAMPTZ 'infinity'
+                         ELSE clock_timestamp() + make_interval(secs => %(backoff_s)s) END
+ WHERE tenant_id = %(tenant_id)s AND id = ANY(%(ids)s::bigint[]);
+
+-- name: enqueue_staff
+-- Recompute requests for single staff members (a whole-tenant request whose recompute
+-- could not lock them, or that failed for them), immediately due.
+INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+SELECT %(tenant_id)s, s, CASE WHEN %(lo)s::timestamptz IS NULL THEN NULL ELSE tstzrange(%(lo)s, %(hi)s, '[)') END, %(reason)s
+  FROM unnest(%(staff_ids)s::uuid[]) AS s;
 
 -- name: service_reach
 -- How far a slot's blocked range reaches from its start, over the tenant's services: a
@@ -58,7 +75,9 @@ SELECT s.tenant_id, s.id,
 SELECT pg_notify('slotmill_recompute', '');
 
 -- name: queue_depth
--- Requests waiting, and the age of the oldest, for logs and tests.
-SELECT count(*) AS depth,
-       coalesce(extract(epoch FROM clock_timestamp() - min(requested_at)), 0)::float8 AS oldest_age_s
+-- Requests waiting (failed ones apart), and the age of the oldest, for logs and tests.
+SELECT count(*) FILTER (WHERE last_error IS NULL) AS depth,
+       coalesce(extract(epoch FROM clock_timestamp() - min(requested_at) FILTER (WHERE last_error IS NULL)), 0)::float8
+           AS oldest_age_s,
+       count(*) FILTER (WHERE last_error IS NOT NULL) AS failed
   FROM recompute_requests;

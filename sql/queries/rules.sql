@@ -37,12 +37,18 @@ SELECT v.id, v.active, v.duration_minutes, v.buffer_before_minutes, v.buffer_aft
  GROUP BY v.tenant_id, v.id
  ORDER BY v.id;
 
+-- Every date and instant below is read clamped into the years the service schedules
+-- (slotmill_clamp_date, the greatest/least around busy ranges): a row written before the
+-- schema refused them ('infinity', year 20000, BC) would otherwise not load at all, and
+-- the clamp does not change what is computed for any horizon. A date that starts a
+-- recurrence cannot be clamped: on_date_ok says so and that staff member's recompute fails.
+
 -- name: load_templates
 -- Times as minutes after midnight: '24:00' is 1440 (no Python time can hold it).
 SELECT staff_id, weekday,
        (extract(epoch FROM start_time) / 60)::int AS start_min,
        (extract(epoch FROM end_time) / 60)::int AS end_min,
-       location_id, valid_from, valid_until
+       location_id, slotmill_clamp_date(valid_from) AS valid_from, slotmill_clamp_date(valid_until) AS valid_until
   FROM availability_templates
  WHERE tenant_id = %(tenant_id)s
    AND (%(staff_ids)s::uuid[] IS NULL OR staff_id = ANY(%(staff_ids)s::uuid[]))
@@ -50,7 +56,8 @@ SELECT staff_id, weekday,
    AND (valid_until IS NULL OR valid_until >= %(first_date)s);
 
 -- name: load_overrides
-SELECT staff_id, on_date, is_available,
+SELECT id, staff_id, slotmill_clamp_date(on_date) AS on_date, slotmill_valid_date(on_date) AS on_date_ok,
+       is_available,
        (extract(epoch FROM start_time) / 60)::int AS start_min,
        (extract(epoch FROM end_time) / 60)::int AS end_min,
        rrule, location_id
@@ -62,7 +69,8 @@ SELECT staff_id, on_date, is_available,
 
 -- name: load_holidays
 -- Tenant-wide holidays (staff_id NULL) and the staff members' own.
-SELECT staff_id, on_date, rrule, name
+SELECT id, staff_id, slotmill_clamp_date(on_date) AS on_date, slotmill_valid_date(on_date) AS on_date_ok,
+       rrule, name
   FROM holidays
  WHERE tenant_id = %(tenant_id)s
    AND (staff_id IS NULL OR %(staff_ids)s::uuid[] IS NULL OR staff_id = ANY(%(staff_ids)s::uuid[]))
@@ -71,21 +79,24 @@ SELECT staff_id, on_date, rrule, name
 
 -- name: load_busy
 -- Everything that blocks time in [lo, hi): time off, external busy times, confirmed
--- bookings' blocked ranges and live holds (kind 'held', with their expiry).
-SELECT staff_id, 'time_off' AS kind, lower(during) AS lo, upper(during) AS hi, NULL::timestamptz AS expires_at, id::text AS ref
+-- bookings' blocked ranges and live holds (kind 'held', with their expiry). Bounds are
+-- clamped to [lo, hi], which changes no overlap inside it.
+SELECT staff_id, 'time_off' AS kind, greatest(lower(during), %(lo)s) AS lo, least(upper(during), %(hi)s) AS hi,
+       NULL::timestamptz AS expires_at, id::text AS ref
   FROM time_off
  WHERE tenant_id = %(tenant_id)s
    AND (%(staff_ids)s::uuid[] IS NULL OR staff_id = ANY(%(staff_ids)s::uuid[]))
    AND during && tstzrange(%(lo)s, %(hi)s)
 UNION ALL
-SELECT staff_id, 'busy', lower(during), upper(during), NULL, id::text
+SELECT staff_id, 'busy', greatest(lower(during), %(lo)s), least(upper(during), %(hi)s), NULL, id::text
   FROM busy_times
  WHERE tenant_id = %(tenant_id)s
    AND (%(staff_ids)s::uuid[] IS NULL OR staff_id = ANY(%(staff_ids)s::uuid[]))
    AND during && tstzrange(%(lo)s, %(hi)s)
 UNION ALL
 SELECT staff_id, CASE status WHEN 'confirmed' THEN 'booked' ELSE 'held' END,
-       lower(blocked), upper(blocked), CASE status WHEN 'held' THEN expires_at END, id::text
+       greatest(lower(blocked), %(lo)s), least(upper(blocked), %(hi)s),
+       CASE status WHEN 'held' THEN least(expires_at, TIMESTAMPTZ '2201-01-01 00:00:00+00') END, id::text
   FROM bookings
  WHERE tenant_id = %(tenant_id)s
    AND (%(staff_ids)s::uuid[] IS NULL OR staff_id = ANY(%(staff_ids)s::uuid[]))

@@ -77,3 +77,31 @@ SELECT s.tenant_id, s.id, s.staff_id, s.service_id, s.location_id, s.starts_at, 
        SELECT FROM availability_slots a
         WHERE a.tenant_id = s.tenant_id AND a.staff_id = s.staff_id
           AND a.starts_at = s.starts_at AND a.service_id = s.service_id);
+
+-- name: record_failures
+-- Staff members whose recompute failed (a stored rule the engine cannot compute): one
+-- failed request each, saying why, which the worker retries with back-off and parks after
+-- a few attempts (jobs/queue.py), and admin status shows. An existing failed request of
+-- the staff member is updated instead of a second one added.
+WITH f AS (
+    SELECT * FROM unnest(%(staff_ids)s::uuid[], %(errors)s::text[]) AS f (staff_id, error)
+), updated AS (
+    UPDATE recompute_requests r
+       SET last_error = f.error
+      FROM f
+     WHERE r.tenant_id = %(tenant_id)s AND r.staff_id = f.staff_id AND r.last_error IS NOT NULL
+    RETURNING r.staff_id
+)
+INSERT INTO recompute_requests (tenant_id, staff_id, during, reason, attempts, not_before, last_error)
+SELECT %(tenant_id)s, f.staff_id, NULL, %(reason)s, 1, clock_timestamp() + interval '30 seconds', f.error
+  FROM f
+ WHERE f.staff_id NOT IN (SELECT staff_id FROM updated);
+
+-- name: clear_failures
+-- A full refresh recomputed these staff members: failed requests made before it started
+-- are done (what they asked for is in the refresh's result).
+DELETE FROM recompute_requests
+ WHERE tenant_id = %(tenant_id)s
+   AND staff_id = ANY(%(staff_ids)s::uuid[])
+   AND last_error IS NOT NULL
+   AND requested_at < %(started_at)s;
