@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-db lint bench bench-smoke clean lock
+.PHONY: install run shell test test-db lint bench bench-smoke clean lock
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml requirements.lock
 ## Everything for a first look: embedded PostgreSQL, migrations, demo tenant, API + worker.
 run: install
 	$(BIN)/slotmill run
+
+## A subshell with .venv/bin first on PATH: `slotmill ...` as the README writes it. exit leaves.
+shell: install
+	@echo "slotmill shell: $(abspath $(BIN)) is first on PATH; 'exit' leaves it." >&2
+	@PATH="$(abspath $(BIN)):$$PATH" VIRTUAL_ENV="$(abspath $(VENV))" $${SHELL:-/bin/sh}
 
 ## The whole suite. Database: SLOTMILL_TEST_DATABASE_URL, else testcontainers, else embedded.
 test: install

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, host, public
+from slotmill.api import admin, catalog, home, host, public
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -140,6 +140,7 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         *host.routes,
         *catalog.routes,
         *admin.routes,
+        *home.routes,
     ]
     if settings.demo_mode:
         from slotmill.api import demo

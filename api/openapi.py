@@ -183,6 +183,7 @@ def _operations() -> list[Op]:
             "probes",
             ok_schema={"type": "object"},
         ),
+        Op("home", "get", "Links for a newcomer (HTML for a browser)", "probes", ok_schema={"type": "object"}),
         Op(
             "read_slots",
             "get",

@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from slotmill.config import get_settings
@@ -157,7 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import psycopg
 
-    from slotmill.demo import DEMO_SLUG, demo_exists, load_demo
+    from slotmill.demo import DEMO_SLUG, demo_exists, load_demo, reset_demo
     from slotmill.materializer.loader import load_tenant
     from slotmill.materializer.refresh import refresh
     from slotmill.migrate import migrate
@@ -165,27 +166,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     url = _url()
     migrate(url)
     with psycopg.connect(url) as conn:
+        kept: int | None = None
         if demo_exists(conn):
             if not args.reset:
-                print(f"demo tenant '{DEMO_SLUG}' already exists (use --reset to load it again)")
+                print(f"demo tenant '{DEMO_SLUG}' already exists (use --reset to load its contents again)")
                 return 0
-            conn.execute(
-                "DELETE FROM bookings WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)", (DEMO_SLUG,)
-            )
-            conn.execute(
-                "DELETE FROM availability_slots WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)",
-                (DEMO_SLUG,),
-            )
-            conn.execute("DELETE FROM tenants WHERE slug = %s", (DEMO_SLUG,))
-        load_demo(conn)
+            kept = reset_demo(conn).kept_keys
+        else:
+            load_demo(conn)
         conn.commit()
-        result = refresh(conn, load_tenant(conn, DEMO_SLUG))
+        tenant = load_tenant(conn, DEMO_SLUG)
+        result = refresh(conn, tenant)
         # The rows we just wrote enqueued recomputes of what refresh already covered.
-        conn.execute(
-            "DELETE FROM recompute_requests WHERE tenant_id = (SELECT id FROM tenants WHERE slug = %s)", (DEMO_SLUG,)
-        )
+        conn.execute("DELETE FROM recompute_requests WHERE tenant_id = %s", (tenant.id,))
         conn.commit()
-    print(f"demo tenant '{DEMO_SLUG}' loaded: {result.staff} staff, {result.slots_total} slots materialized")
+    what = "loaded" if kept is None else f"reset (same tenant and ids; kept {kept} host key{'' if kept == 1 else 's'})"
+    print(f"demo tenant '{DEMO_SLUG}' {what}: {result.staff} staff, {result.slots_total} slots materialized")
     return 0
 
 
@@ -204,6 +200,57 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         conn.commit()
     print(secret)
     print("(shown once: only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def _tenant_id(conn: Any, slug: str) -> UUID:
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
+
+    try:
+        return load_tenant(conn, slug).id
+    except UnknownTenant as e:
+        raise CliError(str(e)) from None
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from slotmill.keys import list_keys
+
+    with psycopg.connect(_url()) as conn:
+        keys = list_keys(conn, _tenant_id(conn, args.tenant))
+    if not keys:
+        print(f"{args.tenant}: no keys (create one with: slotmill keys create --tenant {args.tenant})")
+        return 0
+    print(f"{'prefix':<12} {'id':<36}  {'created':<20}  revoked")
+    for k in keys:
+        print(f"{k.prefix:<12} {k.id!s:<36}  {_when(k.created_at):<20}  {_when(k.revoked_at)}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from slotmill.keys import AmbiguousKey, KeyNotFound, revoke_key
+
+    with psycopg.connect(_url()) as conn:
+        tenant_id = _tenant_id(conn, args.tenant)
+        try:
+            key, revoked = revoke_key(conn, tenant_id, args.key)
+        except KeyNotFound:
+            raise CliError(f"no key of tenant {args.tenant} has the id or prefix {args.key!r}") from None
+        except AmbiguousKey as e:
+            ids = ", ".join(str(k.id) for k in e.matches)
+            raise CliError(f"{args.key!r} matches {len(e.matches)} keys ({ids}): give the id") from None
+        conn.commit()
+    if revoked:
+        print(f"revoked {key.prefix} ({key.id}) of tenant {args.tenant}: it authorizes nothing from now on")
+    else:
+        print(f"{key.prefix} ({key.id}) was already revoked at {_when(key.revoked_at)}")
     return 0
 
 
@@ -267,9 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys.add_parser("create", help="create a key; prints the secret once")
     k.add_argument("--tenant", required=True, metavar="SLUG")
     k.set_defaults(func=cmd_keys_create)
+    k = keys.add_parser("list", help="the tenant's keys: prefix, id, created, revoked (never the secret)")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.set_defaults(func=cmd_keys_list)
+    k = keys.add_parser("revoke", help="revoke a key, named by its id or the start of its prefix")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("key", metavar="PREFIX_OR_ID")
+    k.set_defaults(func=cmd_keys_revoke)
 
     s = sub.add_parser("demo", help="load the demo tenant and materialize it")
-    s.add_argument("--reset", action="store_true", help="delete and load it again")
+    s.add_argument(
+        "--reset", action="store_true", help="delete its contents and load them again (keeps the tenant and its keys)"
+    )
     s.set_defaults(func=cmd_demo)
     return p
 

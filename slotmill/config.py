@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +24,10 @@ class Settings(BaseSettings):
     home: Path = Path(".slotmill")
     admin_key: str | None = None
     log_level: str = "INFO"
-    log_json: bool = True
+    # auto: text on a terminal, JSON otherwise (slotmill/logs.py).
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # The older switch, honoured while log_format is auto; unset means "decide by the terminal".
+    log_json: bool | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -52,6 +56,11 @@ class Settings(BaseSettings):
     # horizon of slots.
     api_statement_timeout_ms: int = 15_000
     worker_statement_timeout_ms: int = 300_000
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 @cache

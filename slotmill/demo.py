@@ -1,21 +1,44 @@
 """The demo tenant: a small hair-and-beauty salon with two locations in two zones.
 
-Dates are relative to today so the demo always has a live week to look at.
+Dates are relative to today so the demo always has a live week to look at. Ids are not:
+every named row's id is a uuid5 of its kind and name, so the staff, service and location ids
+a newcomer copies into a URL stay the same across ``slotmill demo --reset`` and on every
+machine. A reset keeps the tenant row and its host keys and reloads everything else.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from slotmill import seed
 
 DEMO_SLUG = "demo"
+# Fixed forever: changing it changes every demo id.
+DEMO_NAMESPACE = UUID("8772fcb6-3a53-4f85-b695-80dc0fb2cbed")
+DEMO_NAME = "Fern & Finch Salon"
+DEMO_ZONE = "Europe/London"
+DEMO_HORIZON_DAYS = 60
+DEMO_SETTINGS = {"min_notice_minutes": 60, "hold_ttl_seconds": 300, "cancellation_deadline_hours": 24}
 Conn = psycopg.Connection[Any]
+
+
+def demo_id(kind: str, name: str) -> UUID:
+    """The id of the demo's ``kind`` row named ``name`` (e.g. ``demo_id("staff", "Ava Clarke")``)."""
+    return uuid5(DEMO_NAMESPACE, f"{kind}:{name}")
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    tenant_id: UUID
+    kept_keys: int  # live host keys (api_keys not revoked) that still work after the reset
 
 
 def demo_exists(conn: Conn) -> bool:
@@ -32,28 +55,63 @@ def _next_weekday(d: date, iso: int) -> date:
 
 def load_demo(conn: Conn, *, today: date | None = None) -> UUID:
     """Create the demo tenant in the caller's transaction; returns its id."""
-    today = today or datetime.now(ZoneInfo("Europe/London")).date()
     t = seed.tenant(
         conn,
         DEMO_SLUG,
-        name="Fern & Finch Salon",
-        timezone="Europe/London",
-        horizon_days=60,
-        settings={"min_notice_minutes": 60, "hold_ttl_seconds": 300, "cancellation_deadline_hours": 24},
+        name=DEMO_NAME,
+        timezone=DEMO_ZONE,
+        horizon_days=DEMO_HORIZON_DAYS,
+        settings=DEMO_SETTINGS,
+        id=demo_id("tenant", DEMO_SLUG),
     )
-    london = seed.location(conn, t, "Fern & Finch, Shoreditch")
-    brooklyn = seed.location(conn, t, "Fern & Finch, Brooklyn", timezone="America/New_York")
+    _load_contents(conn, t, today)
+    return t
 
-    ava = seed.staff(conn, t, "Ava Clarke", location_id=london, priority=10)
-    ben = seed.staff(conn, t, "Ben Okafor", location_id=london, priority=20)
-    chloe = seed.staff(conn, t, "Chloé Martin", location_id=london, priority=30)
-    diego = seed.staff(conn, t, "Diego Reyes", location_id=brooklyn, priority=10)
-    emi = seed.staff(conn, t, "Emi Tanaka", location_id=brooklyn, priority=20)
 
-    cut = seed.service(conn, t, "Haircut", 45, after=15, interval=15, staff_ids=[ava, ben, chloe, diego, emi])
-    colour = seed.service(conn, t, "Colour", 120, before=15, after=15, interval=30, staff_ids=[ava, chloe, emi])
-    beard = seed.service(conn, t, "Beard trim", 20, interval=10, min_notice=120, staff_ids=[ben, diego])
-    seed.service(conn, t, "Consultation", 15, interval=15, max_advance_days=14, staff_ids=[ava, diego])
+def reset_demo(conn: Conn, *, today: date | None = None) -> ResetResult:
+    """Reload the demo tenant's contents in the caller's transaction, keeping the tenant row
+    (and so its id and its host keys); loads it afresh when there is none."""
+    row = conn.execute(
+        "UPDATE tenants SET name = %s, timezone = %s, horizon_days = %s, settings = %s WHERE slug = %s RETURNING id",
+        (DEMO_NAME, DEMO_ZONE, DEMO_HORIZON_DAYS, Jsonb(DEMO_SETTINGS), DEMO_SLUG),
+    ).fetchone()
+    if row is None:
+        return ResetResult(load_demo(conn, today=today), 0)
+    t = UUID(str(row[0]))
+    # Children first: bookings point at staff and services without a cascade; deleting staff
+    # cascades to their links, templates, overrides, own holidays, time off and busy times.
+    for table in ("bookings", "idempotency_keys", "availability_slots", "holidays", "staff", "services", "locations"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(sql.Identifier(table)), (t,))
+    keys = conn.execute("SELECT count(*) FROM api_keys WHERE tenant_id = %s AND revoked_at IS NULL", (t,)).fetchone()
+    _load_contents(conn, t, today)
+    return ResetResult(t, int(keys[0]) if keys else 0)
+
+
+def _load_contents(conn: Conn, t: UUID, today: date | None) -> None:
+    today = today or datetime.now(ZoneInfo(DEMO_ZONE)).date()
+
+    def location(name: str, **kw: Any) -> UUID:
+        return seed.location(conn, t, name, id=demo_id("location", name), **kw)
+
+    def staff(name: str, **kw: Any) -> UUID:
+        return seed.staff(conn, t, name, id=demo_id("staff", name), **kw)
+
+    def service(name: str, duration: int, **kw: Any) -> UUID:
+        return seed.service(conn, t, name, duration, id=demo_id("service", name), **kw)
+
+    london = location("Fern & Finch, Shoreditch")
+    brooklyn = location("Fern & Finch, Brooklyn", timezone="America/New_York")
+
+    ava = staff("Ava Clarke", location_id=london, priority=10)
+    ben = staff("Ben Okafor", location_id=london, priority=20)
+    chloe = staff("Chloé Martin", location_id=london, priority=30)
+    diego = staff("Diego Reyes", location_id=brooklyn, priority=10)
+    emi = staff("Emi Tanaka", location_id=brooklyn, priority=20)
+
+    cut = service("Haircut", 45, after=15, interval=15, staff_ids=[ava, ben, chloe, diego, emi])
+    colour = service("Colour", 120, before=15, after=15, interval=30, staff_ids=[ava, chloe, emi])
+    beard = service("Beard trim", 20, interval=10, min_notice=120, staff_ids=[ben, diego])
+    service("Consultation", 15, interval=15, max_advance_days=14, staff_ids=[ava, diego])
 
     # Ava: weekdays with a lunch break (a split shift).
     seed.template(conn, t, ava, [1, 2, 3, 4, 5], "09:00", "13:00")
@@ -69,33 +127,35 @@ def load_demo(conn: Conn, *, today: date | None = None) -> UUID:
     seed.template(conn, t, emi, [3, 6, 7], "10:00", "16:00")
 
     # Tenant-wide: Christmas every year; staff: Diego's own day off for Thanksgiving.
-    seed.holiday(conn, t, date(today.year, 12, 25), "Christmas Day", rrule="FREQ=YEARLY")
-    seed.holiday(conn, t, date(today.year, 12, 26), "Boxing Day", rrule="FREQ=YEARLY")
+    def holiday(on: date, name: str, **kw: Any) -> None:
+        seed.holiday(conn, t, on, name, id=demo_id("holiday", name), **kw)
+
+    holiday(date(today.year, 12, 25), "Christmas Day", rrule="FREQ=YEARLY")
+    holiday(date(today.year, 12, 26), "Boxing Day", rrule="FREQ=YEARLY")
     thanksgiving = date(today.year, 11, 1) + timedelta(days=(3 - date(today.year, 11, 1).weekday()) % 7 + 21)
-    seed.holiday(conn, t, thanksgiving, "Thanksgiving", staff_id=diego)
+    holiday(thanksgiving, "Thanksgiving", staff_id=diego)
+
+    def override(staff_id: UUID, on: date, reason: str, **kw: Any) -> None:
+        seed.override(conn, t, staff_id, on, reason=reason, id=demo_id("override", reason), **kw)
 
     # Ava works a Saturday morning next week instead of her Friday.
     sat = _next_weekday(today, 6)
-    seed.override(conn, t, ava, sat, available=True, start="09:00", end="13:00", reason="Saturday cover")
-    seed.override(conn, t, ava, sat - timedelta(days=1), available=False, reason="Swapped for Saturday")
+    override(ava, sat, "Saturday cover", available=True, start="09:00", end="13:00")
+    override(ava, sat - timedelta(days=1), "Swapped for Saturday", available=False)
     # Chloé: a training afternoon every other Monday.
     mon = _next_weekday(today, 1)
-    seed.override(
-        conn,
-        t,
-        chloe,
-        mon,
-        available=False,
-        start="12:00",
-        end="15:00",
-        rrule="FREQ=WEEKLY;INTERVAL=2",
-        reason="Training",
-    )
+    override(chloe, mon, "Training", available=False, start="12:00", end="15:00", rrule="FREQ=WEEKLY;INTERVAL=2")
 
     # Ben is away for two days next week.
     thu = _next_weekday(today, 4)
     seed.time_off(
-        conn, t, ben, _at(thu, 0, 0, "Europe/London"), _at(thu + timedelta(days=2), 0, 0, "Europe/London"), "Holiday"
+        conn,
+        t,
+        ben,
+        _at(thu, 0, 0, "Europe/London"),
+        _at(thu + timedelta(days=2), 0, 0, "Europe/London"),
+        "Holiday",
+        id=demo_id("time_off", "Ben Okafor: Holiday"),
     )
     # Diego's dentist appointment from his calendar.
     tue = _next_weekday(today, 2)
@@ -107,6 +167,7 @@ def load_demo(conn: Conn, *, today: date | None = None) -> UUID:
         _at(tue, 12, 30, "America/New_York"),
         source="google",
         external_id="evt-dentist",
+        id=demo_id("busy", "evt-dentist"),
     )
 
     # Some confirmed bookings over the next days.
@@ -124,8 +185,14 @@ def load_demo(conn: Conn, *, today: date | None = None) -> UUID:
         try:
             with conn.transaction():
                 seed.booking(
-                    conn, t, staff_id, service_id, start, start + timedelta(minutes=duration), customer_ref=ref
+                    conn,
+                    t,
+                    staff_id,
+                    service_id,
+                    start,
+                    start + timedelta(minutes=duration),
+                    customer_ref=ref,
+                    id=demo_id("booking", ref),
                 )
         except psycopg.errors.ExclusionViolation:
             pass  # cannot happen on a fresh tenant; a booking on a day off is harmless
-    return t

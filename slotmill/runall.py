@@ -5,6 +5,10 @@ loads the demo tenant when there is no tenant at all, then runs ``slotmill api``
 ``slotmill worker`` as child processes pointed at that database, prints where to look, and
 on Ctrl-C or SIGTERM stops both and lets the embedded server stop.
 
+The API child gets an admin key, so the admin endpoints work on a first look instead of
+answering 503: ``SLOTMILL_ADMIN_KEY`` when set, else a key made once and kept in
+``SLOTMILL_HOME/admin_key`` (mode 0600) for later runs. It is printed with the URLs.
+
 The children get process groups of their own, so a Ctrl-C in the terminal reaches only this
 process, which then stops each child exactly once (a second signal would make uvicorn skip
 its graceful shutdown). On Linux the children also die with this process if it is killed.
@@ -15,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,13 +28,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from slotmill.config import get_settings
+from slotmill.config import Settings, get_settings
 from slotmill.db import resolve_database_url
 from slotmill.demo import DEMO_SLUG
 from slotmill.migrate import migrate
@@ -37,6 +45,49 @@ log = logging.getLogger("slotmill.run")
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
+ADMIN_KEY_FILE = "admin_key"
+
+
+@dataclass(frozen=True)
+class AdminKey:
+    secret: str
+    path: Path | None  # where it is kept; None: it came from SLOTMILL_ADMIN_KEY
+
+
+def admin_key(settings: Settings) -> AdminKey:
+    """SLOTMILL_ADMIN_KEY if set, else the key kept under SLOTMILL_HOME, made on first use."""
+    if settings.admin_key:
+        return AdminKey(settings.admin_key, None)
+    path = (settings.home / ADMIN_KEY_FILE).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two first runs at once cannot both write; the loser reads the winner's.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            log.warning("%s was readable by others; made it private (0600)", path)
+            path.chmod(0o600)
+        secret = path.read_text().strip()
+        if secret:
+            return AdminKey(secret, path)
+        # Empty: a run died between creating and writing it. Write one now.
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    secret = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return AdminKey(secret, path)
+
+
+def _admin_lines(base: str, key: AdminKey, demo: bool) -> list[str]:
+    if key.path is None:
+        lines = ["  admin key   $SLOTMILL_ADMIN_KEY (from the environment)"]
+        bearer = '"Authorization: Bearer $SLOTMILL_ADMIN_KEY"'
+    else:
+        lines = [f"  admin key   {key.secret}  (kept in {key.path})"]
+        bearer = shlex.quote(f"Authorization: Bearer {key.secret}")
+    if demo:
+        lines.append(f"  try         curl -sS -H {bearer} {base}/v1/admin/tenants/{DEMO_SLUG}/status")
+    return lines
 
 
 def _die_with_parent() -> None:
@@ -152,6 +203,7 @@ def run_all(host: str, port: int) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     children: dict[str, subprocess.Popen[bytes]] = {}
+    key = admin_key(settings)
     try:
         applied = migrate(url)
         if applied:
@@ -162,7 +214,7 @@ def run_all(host: str, port: int) -> int:
         env["DATABASE_URL"] = url
         children["api"] = _spawn(
             ["api", "--host", host, "--port", str(port), "--workers", "1"],
-            {**env, "SLOTMILL_DEMO_MODE": "1"},
+            {**env, "SLOTMILL_DEMO_MODE": "1", "SLOTMILL_ADMIN_KEY": key.secret},
         )
         children["worker"] = _spawn(["worker"], env)
 
@@ -184,9 +236,11 @@ def run_all(host: str, port: int) -> int:
         ]
         if demo_path:
             lines.append(f"  demo slots  {base}{demo_path}")
+        lines += _admin_lines(base, key, demo_path is not None)
         lines += [
             f"  database    {_describe(url)}{' (embedded)' if embedded else ''}",
             f"  processes   api pid {children['api'].pid}, worker pid {children['worker'].pid}",
+            "  CLI         in another terminal: make shell, then slotmill --help",
             "Press Ctrl-C to stop.",
             "",
         ]

@@ -31,19 +31,24 @@ def tenant(
     timezone: str = "UTC",
     horizon_days: int = 60,
     settings: dict[str, Any] | None = None,
+    id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO tenants (slug, name, timezone, horizon_days, settings) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (slug, name or slug, timezone, horizon_days, json.dumps(settings or {})),
+        "INSERT INTO tenants (id, slug, name, timezone, horizon_days, settings)"
+        " VALUES (coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s) RETURNING id",
+        (id, slug, name or slug, timezone, horizon_days, json.dumps(settings or {})),
     )
 
 
-def location(conn: Conn, tenant_id: UUID, name: str, *, timezone: str | None = None) -> UUID:
+def location(
+    conn: Conn, tenant_id: UUID, name: str, *, timezone: str | None = None, id: UUID | None = None
+) -> UUID:
     return _id(
         conn,
-        "INSERT INTO locations (tenant_id, name, timezone) VALUES (%s, %s, %s) RETURNING id",
-        (tenant_id, name, timezone),
+        "INSERT INTO locations (tenant_id, id, name, timezone)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s) RETURNING id",
+        (tenant_id, id, name, timezone),
     )
 
 
@@ -56,12 +61,13 @@ def staff(
     timezone: str | None = None,
     priority: int = 100,
     active: bool = True,
+    id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO staff (tenant_id, display_name, location_id, timezone, priority, active)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, name, location_id, timezone, priority, active),
+        "INSERT INTO staff (tenant_id, id, display_name, location_id, timezone, priority, active)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s) RETURNING id",
+        (tenant_id, id, name, location_id, timezone, priority, active),
     )
 
 
@@ -78,13 +84,14 @@ def service(
     max_advance_days: int | None = None,
     active: bool = True,
     staff_ids: Iterable[UUID] = (),
+    id: UUID | None = None,
 ) -> UUID:
     sid = _id(
         conn,
-        "INSERT INTO services (tenant_id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,"
+        "INSERT INTO services (tenant_id, id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,"
         " slot_interval_minutes, min_notice_minutes, max_advance_days, active)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, name, duration, before, after, interval, min_notice, max_advance_days, active),
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (tenant_id, id, name, duration, before, after, interval, min_notice, max_advance_days, active),
     )
     for staff_id in staff_ids:
         qualify(conn, tenant_id, staff_id, sid)
@@ -129,31 +136,49 @@ def override(
     end: str | None = None,
     rrule: str | None = None,
     reason: str = "",
+    id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO availability_overrides (tenant_id, staff_id, on_date, is_available, start_time, end_time,"
-        " rrule, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, staff_id, on_date, available, start, end, rrule, reason),
+        "INSERT INTO availability_overrides (tenant_id, id, staff_id, on_date, is_available, start_time, end_time,"
+        " rrule, reason) VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (tenant_id, id, staff_id, on_date, available, start, end, rrule, reason),
     )
 
 
 def holiday(
-    conn: Conn, tenant_id: UUID, on_date: date, name: str, *, staff_id: UUID | None = None, rrule: str | None = None
+    conn: Conn,
+    tenant_id: UUID,
+    on_date: date,
+    name: str,
+    *,
+    staff_id: UUID | None = None,
+    rrule: str | None = None,
+    id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO holidays (tenant_id, staff_id, on_date, rrule, name) VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, staff_id, on_date, rrule, name),
+        "INSERT INTO holidays (tenant_id, id, staff_id, on_date, rrule, name)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s) RETURNING id",
+        (tenant_id, id, staff_id, on_date, rrule, name),
     )
 
 
-def time_off(conn: Conn, tenant_id: UUID, staff_id: UUID, start: datetime, end: datetime, reason: str = "") -> UUID:
+def time_off(
+    conn: Conn,
+    tenant_id: UUID,
+    staff_id: UUID,
+    start: datetime,
+    end: datetime,
+    reason: str = "",
+    *,
+    id: UUID | None = None,
+) -> UUID:
     return _id(
         conn,
-        "INSERT INTO time_off (tenant_id, staff_id, during, reason)"
-        " VALUES (%s, %s, tstzrange(%s, %s), %s) RETURNING id",
-        (tenant_id, staff_id, start, end, reason),
+        "INSERT INTO time_off (tenant_id, id, staff_id, during, reason)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, tstzrange(%s, %s), %s) RETURNING id",
+        (tenant_id, id, staff_id, start, end, reason),
     )
 
 
@@ -166,12 +191,13 @@ def busy(
     *,
     source: str = "calendar",
     external_id: str | None = None,
+    id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO busy_times (tenant_id, staff_id, during, source, external_id)"
-        " VALUES (%s, %s, tstzrange(%s, %s), %s, %s) RETURNING id",
-        (tenant_id, staff_id, start, end, source, external_id),
+        "INSERT INTO busy_times (tenant_id, id, staff_id, during, source, external_id)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, tstzrange(%s, %s), %s, %s) RETURNING id",
+        (tenant_id, id, staff_id, start, end, source, external_id),
     )
 
 
@@ -187,11 +213,12 @@ def booking(
     expires_at: datetime | None = None,
     customer_ref: str | None = None,
     location_id: UUID | None = None,
+    id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO bookings (tenant_id, staff_id, service_id, location_id, starts_at, ends_at, status, expires_at,"
-        " customer_ref, confirmed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " CASE WHEN %s = 'confirmed' THEN now() END) RETURNING id",
-        (tenant_id, staff_id, service_id, location_id, start, end, status, expires_at, customer_ref, status),
+        "INSERT INTO bookings (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, status,"
+        " expires_at, customer_ref, confirmed_at) VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s,"
+        " %s, %s, %s, CASE WHEN %s = 'confirmed' THEN now() END) RETURNING id",
+        (tenant_id, id, staff_id, service_id, location_id, start, end, status, expires_at, customer_ref, status),
     )

@@ -3,9 +3,12 @@ everything cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import urllib.error
@@ -79,6 +82,13 @@ def _run_and_stop(env: dict[str, str], tmp_path: Path, *, ready_timeout: float) 
         status, body = _get(port, slots_url.removeprefix(f"http://127.0.0.1:{port}"))
         assert status == 200 and b'"starts_at"' in body
         assert _get(port, "/widget/")[0] == 200
+        assert _get(port, "/")[0] == 200
+        # The printed curl line works as pasted: the API got the admin key that was printed.
+        curl = shlex.split(next(line for line in text.splitlines() if line.strip().startswith("try")))
+        header = curl[curl.index("-H") + 1]
+        request = urllib.request.Request(curl[-1], headers=dict([header.split(": ", 1)]))
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200 and json.loads(r.read())["slots"] > 0
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0, out.read_text()
     finally:
@@ -104,8 +114,12 @@ def test_run_with_database_url(db_url: str, tmp_path: Path) -> None:
     gone = [pid for pid in children if not psutil.pid_exists(pid)]
     assert gone == children, text
     assert "worker stopped" in text and "Application shutdown complete" in text
-    # migrated and demo loaded into the database it was given, nothing embedded started
-    assert not (tmp_path / "home").exists()
+    # migrated and demo loaded into the database it was given, nothing embedded started: the
+    # home holds only the admin key, private, and the one printed
+    home = tmp_path / "home"
+    assert [p.name for p in home.iterdir()] == ["admin_key"]
+    assert stat.S_IMODE((home / "admin_key").stat().st_mode) == 0o600
+    assert (home / "admin_key").read_text().strip() in text
 
 
 @pytest.mark.slow
