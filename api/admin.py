@@ -39,6 +39,7 @@ from slotmill.api.models import (
 from slotmill.materializer import engine
 from slotmill.materializer.horizon import from_epoch, horizon_for, local_midnight, to_epoch
 from slotmill.materializer.loader import Tenant, load_rules
+from slotmill.materializer.model import RuleError
 from slotmill.materializer.refresh import refresh
 from slotmill.sql import owned_by
 
@@ -107,13 +108,29 @@ class QueueOut(_Out):
     oldest_age_seconds: float | None
 
 
+class FailureOut(_Out):
+    staff_id: UUID | None = Field(description="Null: the recompute of the whole tenant failed.")
+    reason: str = Field(description="Why, in the engine's or the database's words (the rule that cannot be computed).")
+    attempts: int
+    since: Instant = Field(description="When the oldest failed request was made.")
+    requests: int = Field(description="Failed requests kept for this staff member.")
+    parked: bool = Field(
+        description="Failed too often: retried only when this staff member changes again or a full refresh runs."
+    )
+    next_attempt_at: Instant | None
+
+
 class StatusOut(_Out):
     tenant: str
     timezone: str
-    horizon: HorizonOut
+    error: str | None = Field(
+        None, description="Why the tenant itself cannot be computed (its zone): nothing of it is recomputed."
+    )
+    horizon: HorizonOut | None
     slots: int
     last_full_refresh: LastRefreshOut | None
     queue: QueueOut
+    failures: list[FailureOut] = Field(description="Recomputes that failed, with why: the work is kept, not lost.")
 
 
 class ReasonOut(_Out):
@@ -251,39 +268,56 @@ async def tenant_status(request: Request) -> Response:
     authorize(request)
     slug = tenant_slug(request.path_params["slug"])
     pool: AsyncConnectionPool[Any] = request.app.state.pool
-    tenant = await _load_tenant(pool, slug, None)
     async with pool.connection() as conn:
         cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(Q["admin_tenant_status"], {"tenant_id": tenant.id})
+        await cur.execute(Q["admin_tenant"], {"slug": slug, "staff_id": None})
+        t = await cur.fetchone()
+        if t is None:
+            raise not_found("tenant", f"no tenant {slug!r}")
+        await cur.execute(Q["admin_tenant_status"], {"tenant_id": t["id"]})
         s = await cur.fetchone()
+        await cur.execute(Q["admin_failures"], {"tenant_id": t["id"]})
+        failures = await cur.fetchall()
     assert s is not None
-    h = horizon_for(tenant.zone, tenant.horizon_days, int(time.time()))
-    covered_until = s["last_full_horizon_end"]
+    # A status must answer whatever the tenant holds: a zone the engine cannot use is
+    # reported, not raised.
+    error = None
+    horizon = None
+    try:
+        tenant = Tenant.from_row(t)
+    except RuleError as e:
+        error = str(e)
+    else:
+        h = horizon_for(tenant.zone, tenant.horizon_days, int(time.time()))
+        covered_until = s["last_full_horizon_end"]
+        horizon = {
+            "start": from_epoch(h.start),
+            "end": from_epoch(h.end),
+            "days": tenant.horizon_days,
+            "covered": covered_until is not None and to_epoch(covered_until) >= h.end,
+        }
     last = None
     if s["last_full_at"] is not None:
         last = {
             "finished_at": s["last_full_at"],
-            "horizon_end": covered_until,
+            "horizon_end": s["last_full_horizon_end"],
             "staff": s["last_full_staff"],
             "slots_written": s["last_full_slots_written"],
             "drift": s["last_full_drift"],
         }
     out = StatusOut.model_validate(
         {
-            "tenant": tenant.slug,
-            "timezone": tenant.zone,
-            "horizon": {
-                "start": from_epoch(h.start),
-                "end": from_epoch(h.end),
-                "days": tenant.horizon_days,
-                "covered": covered_until is not None and to_epoch(covered_until) >= h.end,
-            },
+            "tenant": t["slug"],
+            "timezone": t["timezone"],
+            "error": error,
+            "horizon": horizon,
             "slots": s["slot_count"],
             "last_full_refresh": last,
             "queue": {
                 "depth": s["queue_depth"],
                 "oldest_age_seconds": None if s["oldest_age_s"] is None else round(s["oldest_age_s"], 3),
             },
+            "failures": failures,
         }
     )
     return JSONResponse(out.model_dump(mode="json"))

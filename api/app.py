@@ -29,6 +29,7 @@ from slotmill.api.middleware import RequestContextMiddleware
 from slotmill.api.openapi import openapi_document
 from slotmill.api.ratelimit import RateLimiter, TrustedProxies
 from slotmill.config import Settings, get_settings
+from slotmill.materializer.model import RuleError
 from slotmill.sql import owned_by, schema_version
 
 log = logging.getLogger("slotmill.api")
@@ -129,6 +130,28 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     return problem_response(err, _instance(request))
 
 
+async def _rule_invalid(request: Request, exc: Exception) -> Response:
+    # A stored rule the engine cannot compute (the host wrote it straight into a table):
+    # the request is fine, the tenant's state is not. A conflict with a clear code, never
+    # a 500; admin status names the rule too.
+    err = ProblemError(
+        409,
+        "rule_invalid",
+        "A stored rule cannot be computed",
+        f"{exc}; fix the rule (admin status lists the staff members it stops)",
+    )
+    return problem_response(err, _instance(request))
+
+
+async def _stored_value(request: Request, exc: Exception) -> Response:
+    # A value the database holds but the driver cannot read (a year past 9999, BC, infinity),
+    # written before the schema refused such values.
+    log.warning("unreadable stored value: %s", exc)
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    err = ProblemError(409, "stored_value_invalid", "A stored value cannot be read", first)
+    return problem_response(err, _instance(request))
+
+
 def build_routes(settings: Settings) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
@@ -175,6 +198,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ProblemError: _problem,
             HTTPException: _http_exception,
             psycopg.OperationalError: _database_unavailable,
+            RuleError: _rule_invalid,
+            psycopg.DataError: _stored_value,
         },
         lifespan=lifespan,
     )

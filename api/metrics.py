@@ -6,14 +6,23 @@ scrape sees one worker at a time); run one worker per container where exact tota
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slotmill.sql import owned_by
+
+log = logging.getLogger("slotmill.api")
+Q = owned_by(__name__)
 
 REQUEST_SECONDS = Histogram(
     "slotmill_http_request_duration_seconds",
@@ -82,5 +91,36 @@ class MetricsMiddleware:
             )
 
 
+# The queue as the database has it, read at each scrape: any API process answers for the
+# whole fleet of workers, and a stuck or parked recompute is visible without logs.
+QUEUE_REQUESTS = Gauge(
+    "slotmill_recompute_requests",
+    "Recompute requests in the queue: due (waiting for a worker), retrying (failed, backing off), parked.",
+    ["state"],
+)
+QUEUE_OLDEST_SECONDS = Gauge("slotmill_recompute_oldest_due_seconds", "Age of the oldest due recompute request.")
+# How long a scrape waits for the queue numbers before answering without them.
+GAUGE_TIMEOUT_S = 2.0
+
+
+async def _read_queue_gauges(pool: AsyncConnectionPool[Any]) -> None:
+    async with pool.connection(timeout=GAUGE_TIMEOUT_S) as conn:
+        cur = await conn.execute(Q["queue_gauges"])
+        row = await cur.fetchone()
+    if row is not None:
+        due, oldest, retrying, parked = row
+        QUEUE_REQUESTS.labels("due").set(due)
+        QUEUE_REQUESTS.labels("retrying").set(retrying)
+        QUEUE_REQUESTS.labels("parked").set(parked)
+        QUEUE_OLDEST_SECONDS.set(oldest)
+
+
 async def metrics_endpoint(request: Request) -> Response:
+    pool = getattr(request.app.state, "pool", None)
+    if pool is not None:
+        try:
+            await _read_queue_gauges(pool)
+        except (psycopg.Error, PoolTimeout) as e:
+            # The process's own metrics still answer; the queue gauges keep their last value.
+            log.warning("metrics: queue gauges unavailable: %s", e)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

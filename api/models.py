@@ -157,6 +157,13 @@ class SlotQuery(BaseModel):
     candidates: int = Field(
         3, ge=1, le=100, description="With group=time: how many staff ids per start."
     )
+    limit: int = Field(
+        1000,
+        ge=1,
+        le=5000,
+        description="At most this many slots (starts, with group=time) per response; a page never splits"
+        " a start. Ask again from `next_from` for the rest.",
+    )
 
     def range_error(self) -> str | None:
         """What is wrong with ``from``..``to`` taken together (reported on ``query.to``)."""
@@ -186,6 +193,7 @@ class SlotOut(_Out):
 
 class SlotsOut(_Out):
     slots: list[SlotOut]
+    next_from: Instant | None = Field(description="The first start left out (ask again `from` it), or null.")
 
 
 class TimeSlotOut(_Out):
@@ -199,6 +207,7 @@ class TimeSlotOut(_Out):
 
 class TimeSlotsOut(_Out):
     slots: list[TimeSlotOut]
+    next_from: Instant | None = Field(description="The first start left out (ask again `from` it), or null.")
 
 
 # --- holds --------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ async def read_slots(request: Request) -> Response:
         "staff_id": q.staff_id,
         "location_id": q.location_id,
         "candidates": q.candidates,
+        "limit": q.limit,
     }
     name = "read_slots_by_time" if q.group == "time" else "read_slots"
     async with request.app.state.pool.connection() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from slotmill.api.protocol import ProblemHttpToolsProtocol
 from slotmill.config import get_settings
 from slotmill.logs import setup_logging
 
@@ -11,12 +12,13 @@ from slotmill.logs import setup_logging
 def serve(host: str, port: int, workers: int = 1) -> None:
     settings = get_settings()
     setup_logging(settings.log_level)
-    # "auto" picks uvloop and httptools when installed (uvicorn[standard] installs both).
+    # uvloop and httptools (uvicorn[standard] installs both); httptools' protocol with its
+    # own 400s as problem+json (api/protocol.py).
     common: dict[str, object] = {
         "host": host,
         "port": port,
         "loop": "auto",
-        "http": "auto",
+        "http": ProblemHttpToolsProtocol,
         "log_config": None,  # keep our JSON logging
         "access_log": False,  # RequestContextMiddleware logs each request with its id
         # X-Forwarded-For is read by the app itself, only as far as the configured

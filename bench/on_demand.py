@@ -91,6 +91,7 @@ class Materialized:
                 "staff_id": None,
                 "location_id": None,
                 "candidates": 3,
+                "limit": 5000,
             }
             self.api = True
         except KeyError:

@@ -79,6 +79,7 @@ def statement_costs(url: str, ds: Dataset) -> dict[str, dict[str, Any]]:
         "staff_id": None,
         "location_id": None,
         "candidates": 3,
+        "limit": 5000,
     }
     scenarios = {
         "healthz_db": ("ping", {}),

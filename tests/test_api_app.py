@@ -20,6 +20,7 @@ from slotmill.api import db as api_db
 from slotmill.api import server as api_server
 from slotmill.api.app import Q as PROBES
 from slotmill.api.app import create_app
+from slotmill.api.protocol import ProblemHttpToolsProtocol
 from slotmill.api.ratelimit import RateLimiter, TrustedProxies, client_address
 from slotmill.logs import JsonFormatter
 from slotmill.sql import schema_version
@@ -303,4 +304,51 @@ def test_serve_uses_the_factory_for_several_workers(monkeypatch: pytest.MonkeyPa
     assert many_app == "slotmill.api.app:create_app" and many["factory"] is True and many["workers"] == 3
     assert not isinstance(one_app, str) and "workers" not in one
     for kw in (many, one):
-        assert kw["loop"] == "auto" and kw["http"] == "auto"
+        assert kw["loop"] == "auto" and kw["http"] is ProblemHttpToolsProtocol
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # a method no parser knows
+        b"GET /" + b"a" * 1_048_576 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a 1 MB request line
+        b"POST /v1/tenants/acme/holds HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # request smuggling's favourite
+    ],
+    ids=["unknown-method", "1mb-url", "length-and-chunked"],
+)
+def test_requests_that_are_not_http_get_a_problem_json_400(raw: bytes) -> None:
+    import socket
+    import threading
+
+    import uvicorn
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # never reached
+        raise AssertionError("the parser should have refused it")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=ProblemHttpToolsProtocol, log_config=None, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            threading.Event().wait(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(raw)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"content-type: application/problem+json" in head.lower()
+    assert json.loads(body)["code"] == "bad_request"

@@ -474,3 +474,41 @@ def test_reads_are_rate_limited_per_client_address(world: World) -> None:
     p = problem(rs[3], 429, "rate_limited")
     assert int(rs[3].headers["Retry-After"]) >= 1
     assert "minute" in p["detail"]
+
+
+def test_large_reads_come_in_pages_that_never_split_a_start(world: World) -> None:
+    # A per-staff read of every staff member over 62 days used to be one 40 MB answer.
+    w, a = world, world.acme
+    last = (w.day + timedelta(days=20)).isoformat()
+
+    async def body(client: httpx.AsyncClient) -> None:
+        query = {"service_id": str(a.cut), "from": w.day.isoformat(), "to": last}
+        whole = (await client.get(f"/v1/tenants/{a.slug}/slots", params={**query, "limit": 5000})).json()
+        assert whole["next_from"] is None and len(whole["slots"]) > 100
+        got: list[dict[str, Any]] = []
+        page: dict[str, Any] = {"next_from": w.day.isoformat()}
+        pages = 0
+        while page["next_from"] is not None:
+            start = page["next_from"]
+            params = {**query, "limit": 50, "from": start}
+            if "T" in start:  # an instant: the end as an instant too, the same local midnight
+                params["to"] = iso(w.at("00:00", w.day + timedelta(days=21)))
+            r = await client.get(f"/v1/tenants/{a.slug}/slots", params=params)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            starts = [s["starts_at"] for s in page["slots"]]
+            assert len(page["slots"]) <= 50
+            if page["next_from"] is not None:
+                assert page["next_from"] not in starts and page["next_from"] > starts[-1]
+            got.extend(page["slots"])
+            pages += 1
+        assert pages > 3
+        assert [s["id"] for s in got] == [s["id"] for s in whole["slots"]][: len(got)]
+        # grouped by time, the same paging
+        grouped = await client.get(
+            f"/v1/tenants/{a.slug}/slots", params={**query, "group": "time", "limit": 10}
+        )
+        g = grouped.json()
+        assert len(g["slots"]) == 10 and g["next_from"] > g["slots"][-1]["starts_at"]
+
+    run(w.url, body)

@@ -26,7 +26,8 @@ WITH r AS (
 SELECT r.id, pg_notify('slotmill_recompute', '') FROM r;
 
 -- name: admin_tenant_status
--- Slot count, the last full refresh, and the tenant's queue (depth, oldest request's age).
+-- Slot count, the last full refresh, and the tenant's queue of due work (depth, oldest
+-- request's age; failed requests are listed by admin_failures).
 SELECT s.slot_count,
        f.finished_at AS last_full_at, f.horizon_end AS last_full_horizon_end,
        f.drift AS last_full_drift, f.slots_written AS last_full_slots_written,
@@ -35,7 +36,7 @@ SELECT s.slot_count,
        extract(epoch FROM clock_timestamp() - q.oldest)::float8 AS oldest_age_s
   FROM (SELECT count(*) AS slot_count FROM availability_slots WHERE tenant_id = %(tenant_id)s) s
  CROSS JOIN (SELECT count(*) AS depth, min(requested_at) AS oldest
-               FROM recompute_requests WHERE tenant_id = %(tenant_id)s) q
+               FROM recompute_requests WHERE tenant_id = %(tenant_id)s AND last_error IS NULL) q
   LEFT JOIN LATERAL (
         SELECT finished_at, horizon_end, drift, slots_written, staff_count
           FROM refresh_runs
@@ -52,3 +53,19 @@ SELECT now() AS now,
   FROM tenants t
   JOIN services v ON v.tenant_id = t.id AND v.id = %(service_id)s
  WHERE t.id = %(tenant_id)s;
+
+-- name: admin_failures
+-- Recomputes that failed, per staff member (NULL: the whole tenant): the latest reason,
+-- attempts so far, since when, and when the worker tries again (NULL: parked, until a new
+-- change of that staff member or a full refresh).
+SELECT staff_id,
+       (array_agg(last_error ORDER BY id DESC))[1] AS reason,
+       max(attempts) AS attempts,
+       min(requested_at) AS since,
+       count(*) AS requests,
+       bool_or(NOT isfinite(not_before)) AS parked,
+       min(not_before) FILTER (WHERE isfinite(not_before)) AS next_attempt_at
+  FROM recompute_requests
+ WHERE tenant_id = %(tenant_id)s AND last_error IS NOT NULL
+ GROUP BY staff_id
+ ORDER BY min(requested_at), staff_id NULLS FIRST;

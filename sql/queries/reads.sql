@@ -10,8 +10,11 @@
 -- optional %(staff_id)s and %(location_id)s filters (NULL: any).
 
 -- name: read_slots
--- Per staff member: {"slots": [{"id", "starts_at", "ends_at", "staff_id", "location_id"}]},
--- plus flags naming what does not exist, for the 404s. Index: availability_slots_read.
+-- Per staff member: {"slots": [{"id", "starts_at", "ends_at", "staff_id", "location_id"}],
+-- "next_from"}, plus flags naming what does not exist, for the 404s. At most %(limit)s slots,
+-- cut between two starts (a start's slots are never split; the first start always comes
+-- whole, so a client paging with next_from always advances); next_from is the first start
+-- left out, or null. Index: availability_slots_read.
 WITH t AS (
     SELECT id, timezone, horizon_days, settings
       FROM tenants
@@ -35,22 +38,29 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        %(location_id)s::uuid IS NOT NULL AND NOT EXISTS (
            SELECT FROM t JOIN locations l ON l.tenant_id = t.id
             WHERE l.id = %(location_id)s::uuid) AS no_location,
-       (SELECT json_build_object('slots', coalesce(json_agg(json_build_object(
-                   'id', a.id,
-                   'starts_at', slotmill_instant(a.starts_at),
-                   'ends_at', slotmill_instant(a.ends_at),
-                   'staff_id', a.staff_id,
-                   'location_id', a.location_id) ORDER BY a.starts_at, a.staff_id), '[]'::json))::text
-          FROM win
-          JOIN availability_slots a
-            ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
-           AND a.starts_at >= win.lo AND a.starts_at < win.hi
-         WHERE (a.held_until IS NULL OR a.held_until <= now())
-           AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
-           AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)) AS body;
+       (SELECT json_build_object(
+                   'slots', coalesce(json_agg(json_build_object(
+                       'id', p.id,
+                       'starts_at', slotmill_instant(p.starts_at),
+                       'ends_at', slotmill_instant(p.ends_at),
+                       'staff_id', p.staff_id,
+                       'location_id', p.location_id) ORDER BY p.starts_at, p.staff_id) FILTER (WHERE p.kept), '[]'::json),
+                   'next_from', slotmill_instant(min(p.starts_at) FILTER (WHERE NOT p.kept)))::text
+          FROM (SELECT a.*,
+                       -- slots starting at or before this one's start: a page keeps whole starts
+                       count(*) OVER (ORDER BY a.starts_at) <= %(limit)s
+                       OR a.starts_at = min(a.starts_at) OVER () AS kept
+                  FROM win
+                  JOIN availability_slots a
+                    ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
+                   AND a.starts_at >= win.lo AND a.starts_at < win.hi
+                 WHERE (a.held_until IS NULL OR a.held_until <= now())
+                   AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
+                   AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)) p) AS body;
 
 -- name: read_slots_by_time
--- Any staff (group=time): {"slots": [{"starts_at", "ends_at", "capacity", "candidates"}]}.
+-- Any staff (group=time): {"slots": [{"starts_at", "ends_at", "capacity", "candidates"}],
+-- "next_from"}: at most %(limit)s starts, next_from the first start left out, or null.
 -- candidates: the first %(candidates)s staff ids with a visible slot at that start, by
 -- priority, then fewest confirmed bookings that local day (the staff member's zone), then id.
 WITH t AS (
@@ -108,9 +118,11 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        %(location_id)s::uuid IS NOT NULL AND NOT EXISTS (
            SELECT FROM t JOIN locations l ON l.tenant_id = t.id
             WHERE l.id = %(location_id)s::uuid) AS no_location,
-       (SELECT json_build_object('slots', coalesce(json_agg(json_build_object(
-                   'starts_at', slotmill_instant(g.starts_at),
-                   'ends_at', slotmill_instant(g.ends_at),
-                   'capacity', g.capacity,
-                   'candidates', g.candidates) ORDER BY g.starts_at), '[]'::json))::text
-          FROM grouped g) AS body;
+       (SELECT json_build_object(
+                   'slots', coalesce(json_agg(json_build_object(
+                       'starts_at', slotmill_instant(g.starts_at),
+                       'ends_at', slotmill_instant(g.ends_at),
+                       'capacity', g.capacity,
+                       'candidates', g.candidates) ORDER BY g.starts_at) FILTER (WHERE g.n <= %(limit)s), '[]'::json),
+                   'next_from', slotmill_instant(min(g.starts_at) FILTER (WHERE g.n > %(limit)s)))::text
+          FROM (SELECT grouped.*, row_number() OVER (ORDER BY grouped.starts_at) AS n FROM grouped) g) AS body;
