@@ -23,12 +23,13 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from slotmill.api.errors import ProblemError, invalid, not_found
 from slotmill.api.models import (
     DateOrInstant,
     Instant,
+    TenantPath,
     Text,
     parse_instant,
     parse_json_object,
@@ -36,6 +37,7 @@ from slotmill.api.models import (
     parse_uuid,
     tenant_slug,
 )
+from slotmill.api.routing import Reply, route
 from slotmill.materializer import engine
 from slotmill.materializer.horizon import from_epoch, horizon_for, local_midnight, to_epoch
 from slotmill.materializer.loader import Tenant, load_rules
@@ -131,6 +133,14 @@ class StatusOut(_Out):
     last_full_refresh: LastRefreshOut | None
     queue: QueueOut
     failures: list[FailureOut] = Field(description="Recomputes that failed, with why: the work is kept, not lost.")
+
+
+class ExplainQuery(_In):
+    """Query parameters of explain (documentation: the handler reads them one by one)."""
+
+    staff_id: UUID
+    service_id: UUID
+    starts_at: Instant
 
 
 class ReasonOut(_Out):
@@ -396,13 +406,48 @@ async def explain(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/v1/admin/recalculate", recalculate, methods=["POST"], name="admin_recalculate"),
-    Route("/v1/admin/tenants/{slug}/status", tenant_status, methods=["GET"], name="admin_status"),
-    Route("/v1/admin/tenants/{slug}/explain", explain, methods=["GET"], name="admin_explain"),
+    route(
+        "/v1/admin/recalculate",
+        recalculate,
+        "POST",
+        summary="Queue a recalculation (202), or run it now (`wait`: 200)",
+        tag="admin",
+        body=RecalculateIn,
+        responses={200: RecalculateDone, 202: Reply(RecalculateQueued, "Queued")},
+        problems=[401, 404, 413, 422, 503],
+        security="admin_key",
+        name="admin_recalculate",
+    ),
+    route(
+        "/v1/admin/tenants/{slug}/status",
+        tenant_status,
+        "GET",
+        summary="Horizon, slot count, last full refresh, queue",
+        tag="admin",
+        path=TenantPath,
+        responses={200: StatusOut},
+        problems=[401, 404, 503],
+        security="admin_key",
+        name="admin_status",
+    ),
+    route(
+        "/v1/admin/tenants/{slug}/explain",
+        explain,
+        "GET",
+        summary="Why a start is or is not offered",
+        tag="admin",
+        path=TenantPath,
+        query=ExplainQuery,
+        responses={200: ExplainOut},
+        problems=[401, 404, 422, 503],
+        security="admin_key",
+        name="admin_explain",
+    ),
 ]
 
 __all__ = [
     "ExplainOut",
+    "ExplainQuery",
     "RecalculateDone",
     "RecalculateIn",
     "RecalculateQueued",

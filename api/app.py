@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from slotmill.api import admin, catalog, home, host, public
@@ -26,8 +26,10 @@ from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
 from slotmill.api.middleware import RequestContextMiddleware
+from slotmill.api.models import Ok, Ready
 from slotmill.api.openapi import openapi_document
 from slotmill.api.ratelimit import RateLimiter, TrustedProxies
+from slotmill.api.routing import Reply, route
 from slotmill.config import Settings, get_settings
 from slotmill.materializer.model import RuleError
 from slotmill.sql import owned_by, schema_version
@@ -154,11 +156,43 @@ async def _stored_value(request: Request, exc: Exception) -> Response:
 
 def build_routes(settings: Settings) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"], name="healthz"),
-        Route("/healthz/db", healthz_db, methods=["GET"], name="healthz_db"),
-        Route("/readyz", readyz, methods=["GET"], name="readyz"),
-        Route("/metrics", metrics_endpoint, methods=["GET"], name="metrics"),
-        Route("/openapi.json", openapi_json, methods=["GET"], name="openapi"),
+        route("/healthz", healthz, "GET", summary="Liveness: the process is up", tag="probes", responses={200: Ok}),
+        route(
+            "/healthz/db",
+            healthz_db,
+            "GET",
+            summary="SELECT 1 through the async pool (the benchmark's baseline)",
+            tag="probes",
+            responses={200: Ok},
+            problems=[503],
+        ),
+        route(
+            "/readyz",
+            readyz,
+            "GET",
+            summary="Readiness: database reachable and schema current",
+            tag="probes",
+            responses={200: Ready},
+            problems=[503],
+        ),
+        route(
+            "/metrics",
+            metrics_endpoint,
+            "GET",
+            summary="Prometheus metrics of this process",
+            tag="probes",
+            responses={200: Reply(str, media_type="text/plain")},
+            name="metrics",
+        ),
+        route(
+            "/openapi.json",
+            openapi_json,
+            "GET",
+            summary="This document",
+            tag="probes",
+            responses={200: dict[str, Any]},
+            name="openapi",
+        ),
         *public.routes,
         *host.routes,
         *catalog.routes,

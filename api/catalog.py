@@ -3,7 +3,7 @@
 SPEC §9 has no public way to learn what can be booked and with whom, yet every widget needs
 it before its first slot read. Read-only, no key, no customer data, rate-limited like the
 slot reads: one SQL statement (``read_catalog``) builds the JSON in PostgreSQL and the
-handler passes the text through.
+handler passes the text through; ``CatalogOut`` (api/models.py) documents it.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from slotmill.api.errors import not_found
-from slotmill.api.models import tenant_slug
+from slotmill.api.models import CatalogOut, TenantPath, tenant_slug
 from slotmill.api.ratelimit import rate_limit
+from slotmill.api.routing import Header, Reply, route
 from slotmill.sql import owned_by
 
 Q = owned_by(__name__)
@@ -41,5 +42,17 @@ async def read_catalog(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/v1/tenants/{slug}/catalog", read_catalog, methods=["GET"], name="catalog"),
+    route(
+        "/v1/tenants/{slug}/catalog",
+        read_catalog,
+        "GET",
+        summary="What can be booked with whom: services, staff, locations",
+        tag="public",
+        path=TenantPath,
+        responses={
+            200: Reply(CatalogOut, headers={"Cache-Control": Header("Cacheable for a minute.", required=True)})
+        },
+        problems=[404, 429, 503],
+        name="catalog",
+    ),
 ]

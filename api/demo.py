@@ -19,11 +19,12 @@ from psycopg_pool import ConnectionPool
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from slotmill.api.errors import booking_problem, not_found
-from slotmill.api.models import parse_json_object, parse_model, parse_uuid, tenant_slug
+from slotmill.api.models import BookingOut, HoldPath, parse_json_object, parse_model, parse_uuid, tenant_slug
 from slotmill.api.ratelimit import rate_limit
+from slotmill.api.routing import Link, Reply, route
 from slotmill.materializer import bookings
 from slotmill.materializer.loader import UnknownTenant, load_tenant
 
@@ -84,10 +85,25 @@ async def confirm_for_demo(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route(
+    route(
         "/v1/demo/tenants/{slug}/holds/{hold_id}/confirm",
         confirm_for_demo,
-        methods=["POST"],
+        "POST",
+        summary="Demo mode only: confirm a hold on the widget's behalf",
+        tag="demo",
+        path=HoldPath,
+        body=DemoConfirmIn,
+        responses={
+            201: Reply(
+                BookingOut,
+                links={
+                    "cancel": Link(
+                        "cancel_booking", {"slug": "$request.path.slug", "booking_id": "$response.body#/id"}
+                    )
+                },
+            )
+        },
+        problems=[404, 409, 410, 413, 422, 429, 503],
         name="demo_confirm",
     ),
 ]

@@ -12,8 +12,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
+from slotmill.api.routing import Reply, route
 from slotmill.demo import DEMO_SLUG
 
 # The project's own documentation, in the repository (not served).
@@ -111,4 +112,14 @@ async def home(request: Request) -> Response:
     return JSONResponse(data, headers=headers)
 
 
-routes: list[BaseRoute] = [Route("/", home, methods=["GET"], name="home")]
+routes: list[BaseRoute] = [
+    route(
+        "/",
+        home,
+        "GET",
+        summary="Where to look: the widget, this API's document, probes and metrics (HTML for browsers)",
+        tag="probes",
+        responses={200: Reply(dict[str, Any], media_type="application/json")},
+        name="home",
+    )
+]

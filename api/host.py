@@ -7,12 +7,26 @@ key, idempotency), and shapes the answer.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from slotmill.api.hostcall import bearer, host_call
-from slotmill.api.models import CancelIn, ConfirmIn, RescheduleIn, parse_json_object, parse_model, parse_uuid
+from slotmill.api.models import (
+    BookingOut,
+    BookingPath,
+    CancelIn,
+    ConfirmIn,
+    HoldPath,
+    IdempotencyHeaders,
+    RescheduleIn,
+    parse_json_object,
+    parse_model,
+    parse_uuid,
+)
+from slotmill.api.routing import Header, Link, Reply, route
 from slotmill.materializer import bookings
 
 
@@ -64,23 +78,65 @@ async def reschedule_booking(request: Request) -> Response:
     return out.response()
 
 
+# An answer can be the stored one of an earlier call with the same Idempotency-Key.
+_REPLAYED = {
+    "Idempotent-Replayed": Header(
+        "`true`: the stored answer of an earlier call with this Idempotency-Key.", Literal["true"]
+    )
+}
+# The booking this answer shows (OpenAPI runtime expressions), for the next call.
+_THE_BOOKING = {"slug": "$request.path.slug", "booking_id": "$response.body#/id"}
+_BOOKING_LINKS = {
+    "cancel": Link("cancel_booking", _THE_BOOKING),
+    "reschedule": Link("reschedule_booking", _THE_BOOKING),
+}
+_HOST_PROBLEMS = [401, 404, 409, 413, 422, 503]
+
 routes: list[BaseRoute] = [
-    Route(
+    route(
         "/v1/tenants/{slug}/holds/{hold_id}/confirm",
         confirm_hold,
-        methods=["POST"],
-        name="confirm_hold",
+        "POST",
+        summary="Confirm a hold into a booking",
+        tag="host",
+        path=HoldPath,
+        headers=IdempotencyHeaders,
+        body=ConfirmIn,
+        responses={201: Reply(BookingOut, headers=_REPLAYED, links=_BOOKING_LINKS)},
+        problems=[*_HOST_PROBLEMS, 410],
+        notes={409: "`hold_not_live`, `slot_no_longer_valid` or `booking_conflict`."},
+        security="tenant_key",
     ),
-    Route(
+    route(
         "/v1/tenants/{slug}/bookings/{booking_id}/cancel",
         cancel_booking,
-        methods=["POST"],
-        name="cancel_booking",
+        "POST",
+        summary="Cancel a confirmed booking",
+        tag="host",
+        path=BookingPath,
+        headers=IdempotencyHeaders,
+        body=CancelIn,
+        body_required=False,
+        responses={200: Reply(BookingOut, headers=_REPLAYED)},
+        problems=_HOST_PROBLEMS,
+        notes={409: "`booking_not_confirmed` or `cancellation_deadline_passed`."},
+        security="tenant_key",
     ),
-    Route(
+    route(
         "/v1/tenants/{slug}/bookings/{booking_id}/reschedule",
         reschedule_booking,
-        methods=["POST"],
-        name="reschedule_booking",
+        "POST",
+        summary="Move a confirmed booking to a held slot",
+        tag="host",
+        path=BookingPath,
+        headers=IdempotencyHeaders,
+        body=RescheduleIn,
+        responses={200: Reply(BookingOut, headers=_REPLAYED, links=_BOOKING_LINKS)},
+        problems=[*_HOST_PROBLEMS, 410],
+        notes={
+            409: "`booking_not_confirmed`, `reschedule_deadline_passed`, `reschedule_limit_reached`, "
+            "`hold_not_live`, `slot_no_longer_valid` or `booking_conflict`."
+        },
+        security="tenant_key",
     ),
 ]

@@ -123,6 +123,7 @@ Zone = Annotated[
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 LongText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_nul)]
 SlotId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -132,6 +133,21 @@ class _In(BaseModel):
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- path parameters (documentation: handlers read request.path_params) ---------------------
+
+
+class TenantPath(_In):
+    slug: Slug = Field(description="The tenant's slug.", examples=["demo"])
+
+
+class HoldPath(TenantPath):
+    hold_id: UUID = Field(description="The hold's id.")
+
+
+class BookingPath(TenantPath):
+    booking_id: UUID = Field(description="The booking's id.")
 
 
 # --- slot reads ---------------------------------------------------------------------------
@@ -252,6 +268,22 @@ class RescheduleIn(_In):
     hold_id: UUID
 
 
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+
+
+class IdempotencyHeaders(_In):
+    """Request headers of the host calls (documentation: api/host.py reads them)."""
+
+    idempotency_key: IdempotencyKey | None = Field(
+        None,
+        alias="Idempotency-Key",
+        description="Replays the first response for the same key and body; another body with it: 422.",
+    )
+    x_idempotency_key: IdempotencyKey | None = Field(
+        None, alias="X-Idempotency-Key", description="Alias of Idempotency-Key."
+    )
+
+
 class BookingOut(_Out):
     id: UUID
     staff_id: UUID
@@ -266,6 +298,42 @@ class BookingOut(_Out):
     cancelled_at: Instant | None
     reschedule_count: int
     rescheduled_from: UUID | None
+
+
+# --- catalog (built as JSON by PostgreSQL: sql/queries/catalog.sql) -----------------------
+
+
+class CatalogTenant(_Out):
+    slug: str
+    name: str
+    timezone: str
+    horizon_days: int
+
+
+class CatalogService(_Out):
+    id: UUID
+    name: str
+    duration_minutes: int
+
+
+class CatalogStaff(_Out):
+    id: UUID
+    display_name: str
+    location_id: UUID | None
+    service_ids: list[UUID] = Field(description="The active services this staff member performs.")
+
+
+class CatalogLocation(_Out):
+    id: UUID
+    name: str
+    timezone: str = Field(description="The location's zone, else the tenant's.")
+
+
+class CatalogOut(_Out):
+    tenant: CatalogTenant
+    services: list[CatalogService]
+    staff: list[CatalogStaff]
+    locations: list[CatalogLocation]
 
 
 # --- probes and errors --------------------------------------------------------------------

@@ -15,19 +15,25 @@ import psycopg
 from psycopg.rows import class_row
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from slotmill.api.errors import booking_problem, invalid, not_found
 from slotmill.api.models import (
     HoldBySlot,
     HoldByTime,
+    HoldOut,
+    HoldPath,
     SlotQuery,
+    SlotsOut,
+    TenantPath,
+    TimeSlotsOut,
     parse_json_object,
     parse_model,
     parse_uuid,
     tenant_slug,
 )
 from slotmill.api.ratelimit import rate_limit
+from slotmill.api.routing import Link, Reply, route
 from slotmill.materializer import bookings
 from slotmill.sql import owned_by
 
@@ -151,10 +157,74 @@ async def release_hold(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# Link parameters (OpenAPI runtime expressions): the next call is for the same tenant, and
+# for the hold this answer made.
+_SAME_TENANT = {"slug": "$request.path.slug"}
+_THE_HOLD = {**_SAME_TENANT, "hold_id": "$response.body#/hold_id"}
+
 routes: list[BaseRoute] = [
-    Route("/v1/tenants/{slug}/slots", read_slots, methods=["GET"], name="read_slots"),
-    Route("/v1/tenants/{slug}/holds", create_hold, methods=["POST"], name="create_hold"),
-    Route(
-        "/v1/tenants/{slug}/holds/{hold_id}", release_hold, methods=["DELETE"], name="release_hold"
+    route(
+        "/v1/tenants/{slug}/slots",
+        read_slots,
+        "GET",
+        summary="Bookable slots of one service (one SQL statement)",
+        tag="public",
+        path=TenantPath,
+        query=SlotQuery,
+        responses={
+            200: Reply(
+                SlotsOut | TimeSlotsOut,
+                links={
+                    "hold_slot": Link(
+                        "create_hold",
+                        _SAME_TENANT,
+                        body={"slot_id": "$response.body#/slots/0/id"},
+                        description="Hold the first slot by its id.",
+                    ),
+                    "hold_time": Link(
+                        "create_hold",
+                        _SAME_TENANT,
+                        body={
+                            "service_id": "$request.query.service_id",
+                            "starts_at": "$response.body#/slots/0/starts_at",
+                        },
+                        description="Hold the first start with any staff member.",
+                    ),
+                },
+            )
+        },
+        problems=[404, 422, 429, 503],
+    ),
+    route(
+        "/v1/tenants/{slug}/holds",
+        create_hold,
+        "POST",
+        summary="Hold a slot: by slot id, or by service and start (optionally a staff member)",
+        tag="public",
+        path=TenantPath,
+        body=HoldBySlot | HoldByTime,
+        responses={
+            201: Reply(
+                HoldOut,
+                links={
+                    "confirm": Link("confirm_hold", _THE_HOLD),
+                    "release": Link("release_hold", _THE_HOLD),
+                    "demo_confirm": Link("demo_confirm", _THE_HOLD),
+                },
+            )
+        },
+        problems=[404, 409, 413, 422, 429, 503],
+        notes={409: "The slot is not offered now (code `slot_unavailable`)."},
+    ),
+    route(
+        "/v1/tenants/{slug}/holds/{hold_id}",
+        release_hold,
+        "DELETE",
+        summary="Release a hold (idempotent)",
+        tag="public",
+        path=HoldPath,
+        responses={204: None},
+        problems=[404, 409, 422, 503],
+        notes={409: "It is a confirmed booking now (code `hold_confirmed`)."},
     ),
 ]

@@ -1,10 +1,12 @@
 """Property-based run of schemathesis over /openapi.json against the real server (uvicorn
 on a free port, a seeded database): no 5xx, and every answer matches the document
-(status code, content type, headers, body schema). Bounded to about a minute (--max-time).
+(status code, content type, headers, body schema), in chains of calls that follow the
+document's links too. Bounded to about a minute (--max-time).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +22,7 @@ import pytest
 import uvicorn
 
 from slotmill.api.app import create_app
-from tests.test_api_support import World, settings_for, world
+from tests.test_api_support import World, db_rows, settings_for, world
 
 __all__ = ["world"]
 
@@ -69,41 +71,89 @@ def serving(world: World) -> Iterator[str]:
         thread.join(timeout=30)
 
 
+def _config(world: World, path: Path) -> Path:
+    # Pin the tenant and the service, so that generated requests reach the database and the
+    # 200/201 answers get checked too, not only the 404s of random slugs. Half of the holds
+    # ask for a slot that exists, so that holds succeed and the links of their answers
+    # (hold -> confirm -> cancel or reschedule) lead somewhere.
+    slot_ids = [
+        r[0]
+        for r in db_rows(
+            world.url,
+            "SELECT id FROM availability_slots WHERE tenant_id = %s AND starts_at >= %s ORDER BY starts_at, id",
+            (world.acme.id, world.at("00:00")),
+        )
+    ]
+    path.write_text(
+        f'[parameters]\nslug = "{world.acme.slug}"\nservice_id = "{world.acme.cut}"\n'
+        '"body.slot_id" = { dictionary = "slots", probability = 0.5 }\n'
+        f"[dictionaries.slots]\nvalues = {json.dumps(slot_ids)}\n"
+        "[generation]\nallow-x00 = false\n"
+    )
+    return path
+
+
+def _schemathesis(base: str, config: Path, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(config),
+            "run",
+            f"{base}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--header",
+            f"Authorization: Bearer {key}",
+            "--seed",
+            "20261122",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "20",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=config.parent,
+    )
+    print(done.stdout[-6000:])
+    return done
+
+
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World, tmp_path: Path) -> None:
-    # Pin the tenant and the service, so that generated requests reach the database and the
-    # 200/201 answers get checked too, not only the 404s of random slugs.
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(
-        f'[parameters]\nslug = "{world.acme.slug}"\nservice_id = "{world.acme.cut}"\n[generation]\nallow-x00 = false\n'
-    )
+    config = _config(world, tmp_path / "schemathesis.toml")
     with serving(world) as base:
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "schemathesis"),
-                "--config-file",
-                str(config),
-                "run",
-                f"{base}/openapi.json",
-                "--checks",
-                CHECKS,
-                "--header",
-                f"Authorization: Bearer {world.acme.key}",
-                "--max-examples",
-                os.environ.get("SLOTMILL_SCHEMATHESIS_EXAMPLES", "25"),
-                "--seed",
-                "20261122",
-                "--workers",
-                "2",
-                "--request-timeout",
-                "20",
-                "--max-time",
-                "60",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
+        # First the stateful phase alone, on a database no other phase has touched: it
+        # follows the document's links, so any confirmed booking below came from a hold id
+        # a 201 answer gave. The demo confirm is left out of it: schemathesis would start
+        # every scenario there (by its heuristics, the only operation likely to succeed
+        # without earlier data) and never reach the holds; the other phases cover it.
+        chain = _schemathesis(
+            base,
+            config,
+            world.acme.key,
+            "--phases",
+            "stateful",
+            "--exclude-operation-id",
+            "demo_confirm",
+            "--max-time",
+            "20",
         )
-    print(done.stdout[-6000:])
+        assert chain.returncode == 0, chain.stdout[-8000:] + chain.stderr[-2000:]
+        confirmed = db_rows(world.url, "SELECT count(*) FROM bookings WHERE confirmed_at IS NOT NULL")
+        assert confirmed[0][0] > 0, "the stateful run followed no hold -> confirm link"
+        done = _schemathesis(
+            base,
+            config,
+            world.acme.key,
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            os.environ.get("SLOTMILL_SCHEMATHESIS_EXAMPLES", "25"),
+            "--max-time",
+            "40",
+        )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
