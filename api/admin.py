@@ -362,7 +362,7 @@ def _explain(
     if service is None:
         raise not_found("service", f"no service {service_id} in tenant {tenant.slug!r}")
     e = engine.explain(
-        staff.schedule,
+        staff.computable(),
         service.rule,
         qualified=staff_id in service.staff_ids,
         active=staff.active and service.active,

@@ -100,6 +100,14 @@ class StaffRules:
     # use), or None. Such a staff member is left out of a recompute, with this reason.
     error: str | None = None
 
+    def computable(self) -> StaffSchedule:
+        """The schedule, or :class:`RuleError` when a stored rule of it cannot be computed
+        (for callers that answer about this one staff member: the confirm re-check, explain,
+        on-demand reads)."""
+        if self.error:
+            raise RuleError(self.error)
+        return self.schedule
+
     def offered(self, service_id: UUID | None = None) -> list[ServiceRule]:
         """The services this staff member has slots of (SPEC §5: staff active, service
         active and linked through staff_services), optionally just ``service_id``. The one

@@ -43,7 +43,9 @@ def compute_on_demand(
     out: list[Slot] = []
     for staff in rules.staff.values():
         out.extend(
-            engine.compute_slots(staff.schedule, staff.offered(service_id), rules.first_date, rules.last_date, lo, hi)
+            engine.compute_slots(
+                staff.computable(), staff.offered(service_id), rules.first_date, rules.last_date, lo, hi
+            )
         )
     out.sort(key=lambda s: (s.starts_at, str(s.staff_id)))
     return out
@@ -87,7 +89,8 @@ def slot_is_valid(
     offered = staff.offered(service_id) if staff else []
     if staff is None or not offered:
         return False
-    slots = engine.compute_slots(staff.schedule, offered, rules.first_date, rules.last_date, starts_at, starts_at + 1)
+    schedule = staff.computable()
+    slots = engine.compute_slots(schedule, offered, rules.first_date, rules.last_date, starts_at, starts_at + 1)
     return any(
         s.starts_at == starts_at and s.held_until is None and (ends_at is None or s.ends_at == ends_at) for s in slots
     )

@@ -405,6 +405,7 @@ def test_the_read_uses_the_availability_slots_read_index(world: World) -> None:
         "staff_id": None,
         "location_id": None,
         "candidates": 3,
+        "limit": 1000,
     }
     with psycopg.connect(w.url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE availability_slots")

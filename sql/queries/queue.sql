@@ -20,8 +20,12 @@ WITH head AS (
 SELECT r.id, r.tenant_id, r.staff_id, r.during IS NULL AS whole,
        coalesce(isempty(r.during), false) AS empty,
        -- unbounded (or 'infinity') sides read as NULL: the horizon's edge
-       CASE WHEN isfinite(lower(r.during)) THEN greatest(lower(r.during), TIMESTAMPTZ '1900-01-01 00:00:00+00') END AS lo,
-       CASE WHEN isfinite(upper(r.during)) THEN least(upper(r.during), TIMESTAMPTZ '2201-01-01 00:00:00+00') END AS hi,
+       CASE WHEN isfinite(lower(r.during))
+            THEN least(greatest(lower(r.during), TIMESTAMPTZ '1900-01-01 00:00:00+00'), TIMESTAMPTZ '2201-01-01 00:00:00+00')
+       END AS lo,
+       CASE WHEN isfinite(upper(r.during))
+            THEN least(greatest(upper(r.during), TIMESTAMPTZ '1900-01-01 00:00:00+00'), TIMESTAMPTZ '2201-01-01 00:00:00+00')
+       END AS hi,
        r.reason, r.requested_at, r.attempts
   FROM recompute_requests r
   JOIN head h ON h.tenant_id = r.tenant_id AND h.staff_id IS NOT DISTINCT FROM r.staff_id
