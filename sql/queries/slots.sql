@@ -45,7 +45,7 @@ DELETE FROM availability_slots
 
 -- name: create_stage
 -- The staging table, once per session; emptied at every commit.
-CREATE TEMP TABLE IF NOT EXISTS slot_stage (LIKE availability_slots) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS slot_stage (LIKE availability_slots INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 
 -- name: copy_stage
 COPY slot_stage (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until) FROM STDIN (FORMAT BINARY);
@@ -82,26 +82,37 @@ SELECT s.tenant_id, s.id, s.staff_id, s.service_id, s.location_id, s.starts_at, 
 -- Staff members whose recompute failed (a stored rule the engine cannot compute): one
 -- failed request each, saying why, which the worker retries with back-off and parks after
 -- a few attempts (jobs/queue.py), and admin status shows. An existing failed request of
--- the staff member is updated instead of a second one added.
+-- the staff member gets the new reason instead of a second one being added. Rows a worker
+-- holds right now are skipped, never waited for: the caller may hold staff locks, and
+-- that worker may be waiting for one of them (sql/schema.sql, section "Locks").
 WITH f AS (
     SELECT * FROM unnest(%(staff_ids)s::uuid[], %(errors)s::text[]) AS f (staff_id, error)
+), failed AS (
+    SELECT r.id, r.staff_id
+      FROM recompute_requests r
+     WHERE r.tenant_id = %(tenant_id)s AND r.staff_id IN (SELECT staff_id FROM f) AND r.last_error IS NOT NULL
+       FOR UPDATE SKIP LOCKED
 ), updated AS (
     UPDATE recompute_requests r
        SET last_error = f.error
-      FROM f
-     WHERE r.tenant_id = %(tenant_id)s AND r.staff_id = f.staff_id AND r.last_error IS NOT NULL
-    RETURNING r.staff_id
+      FROM f, failed
+     WHERE r.tenant_id = %(tenant_id)s AND r.id = failed.id AND f.staff_id = failed.staff_id
 )
 INSERT INTO recompute_requests (tenant_id, staff_id, during, reason, attempts, not_before, last_error)
 SELECT %(tenant_id)s, f.staff_id, NULL, %(reason)s, 1, clock_timestamp() + interval '30 seconds', f.error
   FROM f
- WHERE f.staff_id NOT IN (SELECT staff_id FROM updated);
+ WHERE NOT EXISTS (SELECT 1 FROM recompute_requests r
+                    WHERE r.tenant_id = %(tenant_id)s AND r.staff_id = f.staff_id AND r.last_error IS NOT NULL);
 
 -- name: clear_failures
 -- A full refresh recomputed these staff members: failed requests made before it started
--- are done (what they asked for is in the refresh's result).
+-- are done (what they asked for is in the refresh's result). Rows a worker holds are left
+-- to it, never waited for (see record_failures).
 DELETE FROM recompute_requests
- WHERE tenant_id = %(tenant_id)s
-   AND staff_id = ANY(%(staff_ids)s::uuid[])
-   AND last_error IS NOT NULL
-   AND requested_at < %(started_at)s;
+ WHERE id IN (SELECT id
+                FROM recompute_requests
+               WHERE tenant_id = %(tenant_id)s
+                 AND staff_id = ANY(%(staff_ids)s::uuid[])
+                 AND last_error IS NOT NULL
+                 AND requested_at < %(started_at)s
+                 FOR UPDATE SKIP LOCKED);
