@@ -1,0 +1,1081 @@
+-- slotmill's schema, declared whole: what sql/migrations build, in one place.
+--
+-- The reference, not an apply path: `slotmill migrate` runs the numbered migrations and
+-- never reads this file. tests/test_migrations.py builds one database from this file and one
+-- from the migrations and compares their catalogs (tables, columns, constraints, indexes,
+-- functions, triggers, extensions), so this file cannot drift: a new migration updates it in
+-- the same change. The migration runner's own table, slotmill_migrations, is not part of it.
+--
+-- Sections:
+--   Extensions and helper functions
+--   Tenants and rules (the source tables of SPEC §4)
+--   Locks (the per-staff lock protocol)
+--   Bookings and the conflict rule
+--   Derived slots, reads and holds
+--   Queue and bookkeeping
+--   Triggers (every source write enqueues a recompute)
+--
+-- Every table carries tenant_id and every key includes it, so the schema can be distributed
+-- by tenant later; foreign keys are composite (tenant_id, id) so a row can never point at
+-- another tenant's row.
+
+
+-- ============================================================================================
+-- Extensions and helper functions
+-- ============================================================================================
+
+-- The conflict rule's exclusion constraint mixes = on uuids with && on ranges in one gist index.
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+-- IANA names only: PostgreSQL also accepts abbreviations ('CEST') and POSIX specs ('UTC+3')
+-- in AT TIME ZONE, which Python's tz database does not know. pg_timezone_names lists the
+-- tz database's zone names. Not truly IMMUTABLE (the tz database can change), which is why
+-- a row it once accepted is still loaded defensively (materializer/loader.py).
+CREATE FUNCTION slotmill_valid_zone(tz text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF tz IS NULL THEN
+        RETURN true;
+    END IF;
+    IF length(tz) > 64
+       OR tz !~ '^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$'
+       OR tz ~ '^(UTC|GMT|Etc/GMT)[+-]?[0-9]' AND tz !~ '^Etc/GMT[+-][0-9]+$'
+       OR tz IN ('posixrules', 'Factory', 'localtime') THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = tz);
+END $$;
+
+-- Why a recurrence of a date (a holiday, an override) is not one the engine will expand,
+-- or NULL when it is fine. The subset of RFC 5545 that makes sense for a date: FREQ DAILY
+-- to YEARLY (no sub-daily frequency, no times of day), INTERVAL 1..1000, COUNT 1..10000 or
+-- an UNTIL in 1900..2200 (not both), BY parts in range. Mirrors
+-- materializer/engine/recurrence.py rrule_problem() (a test runs both on the same rules).
+CREATE FUNCTION slotmill_rrule_problem(p_rule text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v_rule   text;
+    v_part   text;
+    v_name   text;
+    v_value  text;
+    v_item   text;
+    v_n      integer;
+    v_top    integer;
+    v_signed boolean;
+    v_seen   text[] := '{}';
+    v_day    text := '(MO|TU|WE|TH|FR|SA|SU)';
+BEGIN
+    IF p_rule IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF length(p_rule) > 500 THEN
+        RETURN 'longer than 500 characters';
+    END IF;
+    v_rule := upper(btrim(p_rule));
+    IF v_rule LIKE 'RRULE:%' THEN
+        v_rule := substr(v_rule, 7);
+    END IF;
+    IF v_rule = '' THEN
+        RETURN 'empty rule';
+    END IF;
+    FOREACH v_part IN ARRAY string_to_array(v_rule, ';') LOOP
+        IF v_part !~ '^[A-Z]+=[^=]+$' THEN
+            RETURN format('%L is not NAME=VALUE', v_part);
+        END IF;
+        v_name := split_part(v_part, '=', 1);
+        v_value := split_part(v_part, '=', 2);
+        IF v_name = ANY (v_seen) THEN
+            RETURN format('%s given twice', v_name);
+        END IF;
+        v_seen := v_seen || v_name;
+        IF v_name = 'FREQ' THEN
+            IF v_value IN ('SECONDLY', 'MINUTELY', 'HOURLY') THEN
+                RETURN format('FREQ=%s: a date rule recurs at most daily', v_value);
+            ELSIF v_value NOT IN ('DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY') THEN
+                RETURN format('FREQ=%s is not one of DAILY, WEEKLY, MONTHLY, YEARLY', v_value);
+            END IF;
+        ELSIF v_name IN ('INTERVAL', 'COUNT') THEN
+            v_top := CASE v_name WHEN 'INTERVAL' THEN 1000 ELSE 10000 END;
+            IF v_value !~ '^[0-9]{1,6}$' OR v_value::integer NOT BETWEEN 1 AND v_top THEN
+                RETURN format('%s must be a whole number from 1 to %s', v_name, v_top);
+            END IF;
+        ELSIF v_name = 'UNTIL' THEN
+            IF v_value !~ '^[0-9]{8}(T[0-9]{6}Z?)?$' THEN
+                RETURN 'UNTIL must be a date (20261231) or a date-time (20261231T000000Z)';
+            END IF;
+            BEGIN
+                PERFORM make_date(substr(v_value, 1, 4)::integer, substr(v_value, 5, 2)::integer,
+                                  substr(v_value, 7, 2)::integer);
+            EXCEPTION WHEN others THEN
+                RETURN format('UNTIL %s is not a calendar date', v_value);
+            END;
+            IF substr(v_value, 1, 4)::integer NOT BETWEEN 1900 AND 2200 THEN
+                RETURN 'UNTIL must lie in the years 1900 to 2200';
+            END IF;
+        ELSIF v_name = 'BYDAY' THEN
+            FOREACH v_item IN ARRAY string_to_array(v_value, ',') LOOP
+                IF v_item !~ ('^([+-]?[0-9]{1,2})?' || v_day || '$')
+                   OR (v_item ~ '^[+-]?[0-9]' AND abs(substring(v_item FROM '^[+-]?[0-9]+')::integer) NOT BETWEEN 1 AND 53) THEN
+                    RETURN format('BYDAY item %L is not a weekday such as MO, 1MO or -1FR', v_item);
+                END IF;
+            END LOOP;
+        ELSIF v_name = 'WKST' THEN
+            IF v_value !~ ('^' || v_day || '$') THEN
+                RETURN 'WKST must be a weekday such as MO';
+            END IF;
+        ELSIF v_name IN ('BYMONTHDAY', 'BYYEARDAY', 'BYWEEKNO', 'BYMONTH', 'BYSETPOS') THEN
+            v_top := CASE v_name WHEN 'BYMONTHDAY' THEN 31 WHEN 'BYYEARDAY' THEN 366
+                                 WHEN 'BYWEEKNO' THEN 53 WHEN 'BYMONTH' THEN 12 ELSE 366 END;
+            v_signed := v_name <> 'BYMONTH';
+            IF v_value !~ '^[+-]?[0-9]{1,3}(,[+-]?[0-9]{1,3})*$' THEN
+                RETURN format('%s must be a comma-separated list of numbers', v_name);
+            END IF;
+            FOREACH v_item IN ARRAY string_to_array(v_value, ',') LOOP
+                v_n := v_item::integer;
+                IF v_n = 0 OR abs(v_n) > v_top OR (v_n < 0 AND NOT v_signed) THEN
+                    RETURN format('%s value %s is out of range', v_name, v_n);
+                END IF;
+            END LOOP;
+        ELSIF v_name IN ('BYHOUR', 'BYMINUTE', 'BYSECOND') THEN
+            RETURN format('%s: a date rule has no times of day', v_name);
+        ELSE
+            RETURN format('unknown part %s', v_name);
+        END IF;
+    END LOOP;
+    IF NOT 'FREQ' = ANY (v_seen) THEN
+        RETURN 'FREQ is required';
+    END IF;
+    IF 'COUNT' = ANY (v_seen) AND 'UNTIL' = ANY (v_seen) THEN
+        RETURN 'COUNT and UNTIL cannot both be given';
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- The years the service schedules: dates and instants outside them are refused (a range
+-- ending in year 20000 used to poison the recompute queue; BC and infinite dates could not
+-- be loaded by the driver at all).
+CREATE FUNCTION slotmill_valid_date(d date) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT d IS NULL OR d BETWEEN DATE '1900-01-01' AND DATE '2200-12-31'
+$$;
+
+CREATE FUNCTION slotmill_valid_range(r tstzrange) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT r IS NULL
+        OR (NOT lower_inf(r) AND NOT upper_inf(r)
+            AND lower(r) >= TIMESTAMPTZ '1900-01-01 00:00:00+00'
+            AND upper(r) <= TIMESTAMPTZ '2201-01-01 00:00:00+00')
+$$;
+
+CREATE FUNCTION slotmill_valid_instant(t timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT t IS NULL OR t BETWEEN TIMESTAMPTZ '1900-01-01 00:00:00+00' AND TIMESTAMPTZ '2201-01-01 00:00:00+00'
+$$;
+
+-- A date clamped into those years: how the loader reads a bound that lies beyond them
+-- (an open-ended validity stored as 'infinity'), which is exact for any horizon.
+CREATE FUNCTION slotmill_clamp_date(d date) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN d < DATE '1900-01-01' THEN DATE '1900-01-01'
+                WHEN d > DATE '2200-12-31' THEN DATE '2200-12-31'
+                ELSE d END
+$$;
+
+-- The first 24 hex digits of a slot id (same as materializer.slot_ids.slot_id_prefix).
+CREATE FUNCTION slotmill_slot_id_prefix(p_tenant uuid, p_staff uuid, p_service uuid) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT left(encode(sha256(uuid_send(p_tenant) || uuid_send(p_staff) || uuid_send(p_service)), 'hex'), 24)
+$$;
+
+-- An integer from tenants.settings, or the default when the key is missing or holds
+-- something else (a string, a boolean, a number out of range). Host applications write
+-- settings directly, and a bad value must not turn a public read into an error. Mirrors
+-- materializer.loader.Tenant.setting_int (numbers truncate towards zero).
+CREATE FUNCTION slotmill_setting_int(p_settings jsonb, p_key text, p_default integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN jsonb_typeof(p_settings -> p_key) = 'number' THEN
+                CASE WHEN abs((p_settings ->> p_key)::numeric) < 2147483648
+                     THEN trunc((p_settings ->> p_key)::numeric)::integer
+                     ELSE p_default END
+           ELSE p_default END
+$$;
+
+-- An instant as the API writes it: RFC 3339 in UTC with a Z, whole seconds
+-- (2026-11-23T09:00:00Z), whatever the session's TimeZone and DateStyle.
+CREATE FUNCTION slotmill_instant(p_at timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
+-- A local date d, widened to instants that contain it in every zone (UTC-12 .. UTC+14):
+-- [d-1, d+2) in UTC. The recompute scope of a date-based rule.
+CREATE FUNCTION slotmill_date_span(d date) RETURNS tstzrange
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT tstzrange(((d - 1)::timestamp AT TIME ZONE 'UTC'), ((d + 2)::timestamp AT TIME ZONE 'UTC'), '[)')
+$$;
+
+
+-- ============================================================================================
+-- Tenants and rules (the source tables of SPEC §4)
+-- ============================================================================================
+-- Host applications write these directly. Every write enqueues a recompute (section
+-- Triggers). The engine reads them whole per staff member, so besides the keys only the
+-- lookups by staff member (and a date) are indexed.
+
+CREATE TABLE tenants (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    -- the same value, so every table (this one too) can be keyed and distributed by tenant_id
+    tenant_id     uuid GENERATED ALWAYS AS (id) STORED,
+    slug          text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+    name          text NOT NULL,
+    timezone      text NOT NULL DEFAULT 'UTC' CONSTRAINT tenants_timezone_valid CHECK (slotmill_valid_zone(timezone)),
+    horizon_days  integer NOT NULL DEFAULT 60 CHECK (horizon_days BETWEEN 1 AND 366),
+    settings      jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(settings) = 'object'),
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE locations (
+    tenant_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    name       text NOT NULL,
+    timezone   text CONSTRAINT locations_timezone_valid CHECK (slotmill_valid_zone(timezone)),
+    PRIMARY KEY (tenant_id, id)
+);
+
+CREATE TABLE staff (
+    tenant_id     uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id            uuid NOT NULL DEFAULT gen_random_uuid(),
+    location_id   uuid,
+    display_name  text NOT NULL,
+    timezone      text CONSTRAINT staff_timezone_valid CHECK (slotmill_valid_zone(timezone)),
+    priority      integer NOT NULL DEFAULT 100,
+    active        boolean NOT NULL DEFAULT true,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE SET NULL (location_id)
+);
+
+CREATE TABLE services (
+    tenant_id              uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id                     uuid NOT NULL DEFAULT gen_random_uuid(),
+    name                   text NOT NULL,
+    duration_minutes       integer NOT NULL CHECK (duration_minutes BETWEEN 1 AND 1440),
+    buffer_before_minutes  integer NOT NULL DEFAULT 0 CHECK (buffer_before_minutes BETWEEN 0 AND 1440),
+    buffer_after_minutes   integer NOT NULL DEFAULT 0 CHECK (buffer_after_minutes BETWEEN 0 AND 1440),
+    slot_interval_minutes  integer CHECK (slot_interval_minutes BETWEEN 1 AND 1440),
+    min_notice_minutes     integer CHECK (min_notice_minutes >= 0),
+    max_advance_days       integer CHECK (max_advance_days >= 0),
+    active                 boolean NOT NULL DEFAULT true,
+    PRIMARY KEY (tenant_id, id)
+);
+
+CREATE TABLE staff_services (
+    tenant_id    uuid NOT NULL,
+    id           uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id     uuid NOT NULL,
+    service_id   uuid NOT NULL,
+    -- The first 24 hex digits of this pair's slot ids, stored so that decoding a slot id
+    -- (slotmill_slot_key) is an index lookup, not one sha256 per row of the tenant
+    -- (~0.3 ms at 300 rows, on every hold).
+    slot_prefix  text COLLATE "C" GENERATED ALWAYS AS (slotmill_slot_id_prefix(tenant_id, staff_id, service_id)) STORED,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, staff_id, service_id),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id) ON DELETE CASCADE
+);
+-- "which staff perform this service" (service change fan-out, any-staff reads)
+CREATE INDEX staff_services_by_service ON staff_services (tenant_id, service_id);
+-- a slot id back to its staff member and service (slotmill_slot_key, every hold by id)
+CREATE INDEX staff_services_by_slot_prefix ON staff_services (tenant_id, slot_prefix);
+
+CREATE TABLE availability_templates (
+    tenant_id    uuid NOT NULL,
+    id           uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id     uuid NOT NULL,
+    weekday      smallint NOT NULL CHECK (weekday BETWEEN 1 AND 7),
+    start_time   time NOT NULL,
+    end_time     time NOT NULL,
+    location_id  uuid,
+    valid_from   date,
+    valid_until  date,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT availability_templates_times CHECK (end_time > start_time),
+    CONSTRAINT availability_templates_validity CHECK (valid_from IS NULL OR valid_until IS NULL OR valid_from <= valid_until),
+    CONSTRAINT availability_templates_dates_valid CHECK (slotmill_valid_date(valid_from) AND slotmill_valid_date(valid_until)),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE SET NULL (location_id)
+);
+-- the rule loader: one staff member's weekly windows
+CREATE INDEX availability_templates_by_staff ON availability_templates (tenant_id, staff_id);
+
+CREATE TABLE availability_overrides (
+    tenant_id     uuid NOT NULL,
+    id            uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id      uuid NOT NULL,
+    on_date       date NOT NULL,
+    is_available  boolean NOT NULL,
+    start_time    time,
+    end_time      time,
+    rrule         text,
+    location_id   uuid,
+    reason        text NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT availability_overrides_times CHECK (
+        (start_time IS NULL AND end_time IS NULL AND NOT is_available)
+        OR (start_time IS NOT NULL AND end_time IS NOT NULL AND end_time > start_time)),
+    CONSTRAINT availability_overrides_on_date_valid CHECK (slotmill_valid_date(on_date)),
+    CONSTRAINT availability_overrides_rrule_valid CHECK (slotmill_rrule_problem(rrule) IS NULL),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE SET NULL (location_id)
+);
+-- the rule loader: one staff member's overrides in a date range
+CREATE INDEX availability_overrides_by_staff ON availability_overrides (tenant_id, staff_id, on_date);
+
+CREATE TABLE holidays (
+    tenant_id  uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id   uuid,
+    on_date    date NOT NULL,
+    rrule      text,
+    name       text NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT holidays_on_date_valid CHECK (slotmill_valid_date(on_date)),
+    CONSTRAINT holidays_rrule_valid CHECK (slotmill_rrule_problem(rrule) IS NULL),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id) ON DELETE CASCADE
+);
+-- the rule loader: a tenant's holidays (tenant-wide ones have no staff) in a date range
+CREATE INDEX holidays_by_tenant ON holidays (tenant_id, on_date);
+
+CREATE TABLE time_off (
+    tenant_id  uuid NOT NULL,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id   uuid NOT NULL,
+    during     tstzrange NOT NULL CHECK (NOT isempty(during) AND NOT lower_inf(during) AND NOT upper_inf(during)),
+    reason     text NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT time_off_during_valid CHECK (slotmill_valid_range(during)),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id) ON DELETE CASCADE
+);
+-- the rule loader: one staff member's time off overlapping a window (&&)
+CREATE INDEX time_off_by_staff ON time_off USING gist (tenant_id, staff_id, during);
+
+CREATE TABLE busy_times (
+    tenant_id    uuid NOT NULL,
+    id           uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id     uuid NOT NULL,
+    during       tstzrange NOT NULL CHECK (NOT isempty(during) AND NOT lower_inf(during) AND NOT upper_inf(during)),
+    source       text NOT NULL DEFAULT 'external',
+    external_id  text,
+    PRIMARY KEY (tenant_id, id),
+    -- a calendar sync upserts by its own event id
+    UNIQUE (tenant_id, source, external_id),
+    CONSTRAINT busy_times_during_valid CHECK (slotmill_valid_range(during)),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id) ON DELETE CASCADE
+);
+-- the rule loader: one staff member's busy times overlapping a window (&&)
+CREATE INDEX busy_times_by_staff ON busy_times USING gist (tenant_id, staff_id, during);
+
+
+-- ============================================================================================
+-- Locks
+-- ============================================================================================
+-- The per-staff lock protocol. Code that takes these locks points here.
+--
+-- The lock: pg_advisory_xact_lock(slotmill_staff_lock_key(tenant_id, staff_id)), one key
+-- per (tenant, staff member), held until the transaction ends.
+--
+-- Who takes it: every transaction that makes a booking of a staff member blocking, moves
+-- a blocking one, or writes that staff member's slots.
+--   * The bookings trigger (bookings_before_write, next section), on every insert of a
+--     'held' or 'confirmed' booking and every update that makes a booking blocking or
+--     changes a blocking booking's staff member, service or times. So direct inserts by
+--     a host application are serialized too, with no cooperation from it.
+--   * The booking lifecycle (materializer/bookings.py): hold (slotmill_hold, below),
+--     release (sql/queries/bookings.sql lock_hold_staff), confirm and reschedule, as a
+--     statement of its own before the statement that reads and writes slots. That
+--     statement then gets a snapshot from after the lock and sees the slot rows a
+--     concurrent recompute just committed.
+--   * Every recompute of slots: refresh, the worker, the nightly job.
+-- From Python it is taken only through materializer/locks.py (lock_staff, try_lock_staff;
+-- sql/queries/locks.sql).
+--
+-- In which order:
+--   1. staff locks first; several in one statement, sorted by staff id (lock_staff sorts;
+--      a reschedule locks the old and the new staff member together);
+--   2. then row locks (SELECT ... FOR UPDATE of a booking, UPDATE or DELETE of rows);
+--   3. then resource locks (shared resources, SPEC §5.7, when they arrive).
+-- Never the other way round. Taking a staff lock again in the same transaction is free,
+-- which is why the trigger can take it after a caller already has.
+--
+-- Who may wait: a transaction waits for a staff lock only while it holds no other one, or
+-- in the sorted order of a single lock_staff call. A recompute of several staff members
+-- never waits: it takes the free locks with pg_try_advisory_xact_lock (try_lock_staff) and
+-- leaves the others to a transaction of their own, because a host transaction that writes
+-- bookings of several staff members takes their locks, through the trigger, in its own
+-- order.
+--
+-- Outside the order, because nobody ever waits for them:
+--   * Transitions that only stop a booking blocking take no staff lock: hold expiry
+--     (held -> expired, rows claimed with FOR UPDATE SKIP LOCKED) and cancel. They
+--     remove a conflict and cannot create one; the freed time comes back through the
+--     recompute queue.
+--   * The worker's claim of recompute_requests rows (FOR UPDATE SKIP LOCKED), taken before
+--     the recompute's staff locks: claims skip rows, they never wait for them. One known
+--     exception: record_failures and clear_failures (sql/queries/slots.sql) update or
+--     delete a staff member's failed requests while holding that staff member's lock, and
+--     wait if a worker has claimed those rows; if that worker is itself waiting for the
+--     same staff lock, PostgreSQL breaks the deadlock after deadlock_timeout by failing
+--     one of the two transactions.
+--   * Other advisory locks have key spaces of their own and are taken before any staff
+--     lock: Idempotency-Key (two-int keys), scheduled jobs (slotmill_job_lock_key,
+--     'job:' keys), migrations.
+--
+-- A host application that UPDATEs a booking row directly takes the row lock before the
+-- trigger takes the staff lock: against a confirm that holds the staff lock and waits for
+-- that row, PostgreSQL finds the deadlock and fails one of them (after deadlock_timeout).
+-- Such code should take the staff lock first:
+--   SELECT pg_advisory_xact_lock(slotmill_staff_lock_key(tenant_id, staff_id));
+--
+-- Why (SPEC §7): measured here, 90 simultaneous inserts of one range released at the
+-- same instant always leave exactly one winner through the exclusion constraint alone,
+-- but the losers deadlock among themselves, and PostgreSQL breaks each deadlock only after
+-- deadlock_timeout: rounds of up to 82 s at the default 1 s. With the advisory lock
+-- first, 0 deadlocks and all 90 answered in 21 ms. The same lock keeps a recompute from
+-- interleaving with a booking write: a recompute reads bookings and rewrites slots as one
+-- step per staff member.
+
+CREATE FUNCTION slotmill_staff_lock_key(p_tenant uuid, p_staff uuid) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ('x' || substr(md5(p_tenant::text || ':' || p_staff::text), 1, 16))::bit(64)::bigint
+$$;
+
+-- Advisory lock key of a scheduled job (per tenant, or global when p_tenant is NULL).
+-- Distinct from slotmill_staff_lock_key's keys by the 'job:' prefix of the hashed text.
+CREATE FUNCTION slotmill_job_lock_key(p_job text, p_tenant uuid) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ('x' || substr(md5('job:' || p_job || ':' || coalesce(p_tenant::text, '*')), 1, 16))::bit(64)::bigint
+$$;
+
+
+-- ============================================================================================
+-- Bookings and the conflict rule
+-- ============================================================================================
+
+CREATE TABLE bookings (
+    tenant_id         uuid NOT NULL,
+    id                uuid NOT NULL DEFAULT gen_random_uuid(),
+    staff_id          uuid NOT NULL,
+    service_id        uuid NOT NULL,
+    location_id       uuid,
+    starts_at         timestamptz NOT NULL,
+    ends_at           timestamptz NOT NULL,
+    status            text NOT NULL CHECK (status IN ('held', 'confirmed', 'cancelled', 'expired')),
+    expires_at        timestamptz,
+    customer_ref      text,
+    notes             text,
+    session_id        text,
+    reschedule_count  integer NOT NULL DEFAULT 0,
+    rescheduled_from  uuid,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    confirmed_at      timestamptz,
+    cancelled_at      timestamptz,
+    -- [starts_at - buffer_before, ends_at + buffer_after) of this booking's service. Kept by
+    -- bookings_before_write(): timestamptz + interval is not immutable, so it cannot be a
+    -- generated column.
+    blocked           tstzrange NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT bookings_times CHECK (ends_at > starts_at),
+    CONSTRAINT bookings_hold_expiry CHECK (status <> 'held' OR expires_at IS NOT NULL),
+    CONSTRAINT bookings_instants_valid
+        CHECK (slotmill_valid_instant(starts_at) AND slotmill_valid_instant(ends_at)
+               AND slotmill_valid_instant(expires_at)),
+    FOREIGN KEY (tenant_id, staff_id) REFERENCES staff (tenant_id, id),
+    FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id),
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id),
+    -- The conflict rule (SPEC §7), for every writer including direct inserts; its gist
+    -- index (bookings_no_overlap) also finds the holds in a new booking's way. Expired
+    -- holds still say 'held' until retired, which bookings_before_write() does for the
+    -- range it is about to take.
+    CONSTRAINT bookings_no_overlap EXCLUDE USING gist (
+        tenant_id WITH =, staff_id WITH =, blocked WITH &&
+    ) WHERE (status IN ('confirmed', 'held'))
+);
+-- busy set loading and "confirmed bookings that local day" in any-staff reads
+CREATE INDEX bookings_by_staff_start ON bookings (tenant_id, staff_id, starts_at) WHERE status = 'confirmed';
+-- live holds per staff (slot hiding on materialization) and expiry clean-up
+CREATE INDEX bookings_holds ON bookings (tenant_id, staff_id, expires_at) WHERE status = 'held';
+
+-- Keeps `blocked`, takes the staff lock (section Locks) and retires the expired holds in
+-- the new range, so an expired hold never blocks anything and no job is involved.
+CREATE FUNCTION bookings_before_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_before integer;
+    v_after  integer;
+BEGIN
+    IF TG_OP = 'UPDATE'
+       AND NEW.staff_id = OLD.staff_id AND NEW.service_id = OLD.service_id
+       AND NEW.starts_at = OLD.starts_at AND NEW.ends_at = OLD.ends_at
+       AND NEW.blocked = OLD.blocked
+       AND NOT (NEW.status IN ('held', 'confirmed') AND OLD.status NOT IN ('held', 'confirmed')) THEN
+        -- no change to the range or to whether it blocks: nothing to serialize
+        RETURN NEW;
+    END IF;
+
+    SELECT buffer_before_minutes, buffer_after_minutes INTO v_before, v_after
+      FROM services WHERE tenant_id = NEW.tenant_id AND id = NEW.service_id;
+    IF NOT FOUND THEN
+        RAISE foreign_key_violation USING MESSAGE = 'bookings.service_id: unknown service';
+    END IF;
+    NEW.blocked := tstzrange(NEW.starts_at - make_interval(mins => v_before),
+                             NEW.ends_at + make_interval(mins => v_after), '[)');
+
+    IF NEW.status IN ('held', 'confirmed') THEN
+        PERFORM pg_advisory_xact_lock(slotmill_staff_lock_key(NEW.tenant_id, NEW.staff_id));
+        -- An expired hold never blocks anything: retire the ones in the way first.
+        UPDATE bookings
+           SET status = 'expired'
+         WHERE tenant_id = NEW.tenant_id AND staff_id = NEW.staff_id
+           AND status = 'held' AND expires_at <= clock_timestamp()
+           AND blocked && NEW.blocked
+           AND id <> NEW.id;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER bookings_before_write
+    BEFORE INSERT OR UPDATE ON bookings
+    FOR EACH ROW EXECUTE FUNCTION bookings_before_write();
+
+
+-- ============================================================================================
+-- Derived slots, reads and holds
+-- ============================================================================================
+
+-- The materialized slots. Slot ids are derived from tenant, staff, service and start
+-- (materializer/slot_ids.py), so they survive recomputation.
+--
+-- Two indexes only: index maintenance, not the rows, is what a full refresh pays for
+-- (measured: COPY of 240k rows 0.4 s bare, several seconds per extra index under load).
+-- The primary key serves window replacement and hold hiding (one staff member's starts);
+-- the id needs no index of its own because slotmill_slot_key() turns it back into the
+-- primary key.
+CREATE TABLE availability_slots (
+    tenant_id    uuid NOT NULL,
+    -- "C": ids are hex, compared byte-wise, never by a locale's rules
+    id           text COLLATE "C" NOT NULL,
+    staff_id     uuid NOT NULL,
+    service_id   uuid NOT NULL,
+    location_id  uuid,
+    starts_at    timestamptz NOT NULL,
+    ends_at      timestamptz NOT NULL,
+    -- latest expiry of the live holds that overlap this slot's blocked range; a read
+    -- hides the slot while held_until > now(), so expiry needs no job.
+    held_until   timestamptz,
+    PRIMARY KEY (tenant_id, staff_id, starts_at, service_id)
+);
+-- The public read (SPEC §6): one service, a start range, any or one staff member.
+CREATE INDEX availability_slots_read ON availability_slots (tenant_id, service_id, starts_at);
+
+-- A slot id back to its primary key: the staff member and service whose prefix matches
+-- (staff_services.slot_prefix, by index), and the start minute. No row for a malformed id
+-- or one of another tenant.
+CREATE FUNCTION slotmill_slot_key(p_tenant uuid, p_id text)
+RETURNS TABLE (staff_id uuid, service_id uuid, starts_at timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- The CASE keeps the hex decoding from running on a malformed id even when the
+    -- planner inlines this function and evaluates the select list before the filter.
+    SELECT ss.staff_id, ss.service_id,
+           CASE WHEN p_id ~ '^[0-9a-f]{32}$'
+                THEN to_timestamp(('x' || right(p_id, 8))::bit(32)::bigint * 60) END
+      FROM staff_services ss
+     WHERE p_id ~ '^[0-9a-f]{32}$'
+       AND ss.tenant_id = p_tenant
+       AND ss.slot_prefix = left(p_id, 24)
+$$;
+
+-- A slot's blocked range (SPEC §5.4): its service's buffers around it. One definition for
+-- the statements that hide, unhide and remove slots around a booking.
+CREATE FUNCTION slotmill_slot_blocked(p_starts timestamptz, p_ends timestamptz, p_before integer, p_after integer)
+RETURNS tstzrange
+-- STABLE like the timestamptz - interval operator it uses, so the planner can inline it.
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- minutes only: adding them is exact elapsed time, whatever the session's zone
+    SELECT tstzrange(p_starts - make_interval(mins => p_before), p_ends + make_interval(mins => p_after))
+$$;
+
+-- SPEC §6: a public read shows a slot iff it starts at or after slotmill_bookable_from()
+-- and before slotmill_bookable_until(). Notice and advance come from the service where set,
+-- else from tenants.settings (min_notice_minutes 0; max_advance_days = horizon_days).
+-- Elapsed time, not calendar days: the answer must not depend on the session's TimeZone.
+-- Clamped so that no setting a host writes can push an instant out of range.
+-- Plain SQL functions, so the planner inlines them into the queries that use them
+-- (sql/queries/reads.sql, bookings.sql).
+CREATE FUNCTION slotmill_bookable_from(p_settings jsonb, p_min_notice_minutes integer) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT now() + make_interval(mins => least(greatest(coalesce(
+        p_min_notice_minutes, slotmill_setting_int(p_settings, 'min_notice_minutes', 0)), 0), 5256000))
+$$;
+
+CREATE FUNCTION slotmill_bookable_until(p_settings jsonb, p_horizon_days integer, p_max_advance_days integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT now() + make_interval(secs => 86400.0 * least(coalesce(
+        p_max_advance_days, slotmill_setting_int(p_settings, 'max_advance_days', p_horizon_days)), 3660))
+$$;
+
+-- The instants a public read covers (SPEC §6, §9): the request's range, given as instants
+-- or as inclusive local dates in p_zone, clipped to the bookable window above. Empty when
+-- lo >= hi. One definition for every read statement (sql/queries/reads.sql).
+CREATE FUNCTION slotmill_read_window(
+    p_settings jsonb, p_horizon_days integer, p_min_notice_minutes integer, p_max_advance_days integer,
+    p_zone text, p_from_at timestamptz, p_to_at timestamptz, p_from_date date, p_to_date date)
+RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT greatest(coalesce(p_from_at, p_from_date::timestamp AT TIME ZONE p_zone),
+                    slotmill_bookable_from(p_settings, p_min_notice_minutes)),
+           least(coalesce(p_to_at, (p_to_date + 1)::timestamp AT TIME ZONE p_zone),
+                 slotmill_bookable_until(p_settings, p_horizon_days, p_max_advance_days))
+$$;
+
+-- A hold (SPEC §7) as one PL/pgSQL function: it caches a plan per statement once per
+-- session and needs one round trip (planning the equivalent CTEs cost ~4 ms per hold,
+-- more than executing them). It is VOLATILE, so under READ COMMITTED each statement takes
+-- a fresh snapshot: the statements after the staff lock see whatever a concurrent
+-- recompute committed before the lock was granted.
+--
+-- Returns one row: which of tenant / service / staff / slot id is unknown (404s), and the
+-- hold as JSON text, or NULL when the slot is not visible (409). A conflicting booking the
+-- slot table does not show yet makes the INSERT raise exclusion_violation (409 too).
+CREATE FUNCTION slotmill_hold(
+    p_slug text,
+    p_slot_id text,
+    p_service_id uuid,
+    p_starts_at timestamptz,
+    p_staff_id uuid,
+    p_session_id text
+) RETURNS TABLE (no_tenant boolean, no_service boolean, no_staff boolean, no_slot boolean, hold text)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_tenant     uuid;
+    v_settings   jsonb;
+    v_horizon    integer;
+    v_staff      uuid := p_staff_id;
+    v_service    uuid := p_service_id;
+    v_start      timestamptz := p_starts_at;
+    v_notice     integer;
+    v_advance    integer;
+    v_before     integer;
+    v_after      integer;
+    v_location   uuid;
+    v_ends       timestamptz;
+    v_held       timestamptz;
+    v_booking    uuid;
+    v_expires    timestamptz;
+    v_blocked    tstzrange;
+BEGIN
+    SELECT t.id, t.settings, t.horizon_days INTO v_tenant, v_settings, v_horizon
+      FROM tenants t WHERE t.slug = p_slug;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT true, false, false, false, NULL::text;
+        RETURN;
+    END IF;
+
+    IF p_slot_id IS NOT NULL THEN
+        -- An id of another tenant, or a made-up one, decodes to nothing: 404. A real
+        -- slot that is gone or hidden is a 409 below.
+        SELECT k.staff_id, k.service_id, k.starts_at INTO v_staff, v_service, v_start
+          FROM slotmill_slot_key(v_tenant, p_slot_id) k;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT false, false, false, true, NULL::text;
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT v.min_notice_minutes, v.max_advance_days, v.buffer_before_minutes, v.buffer_after_minutes
+      INTO v_notice, v_advance, v_before, v_after
+      FROM services v WHERE v.tenant_id = v_tenant AND v.id = v_service AND v.active;
+    -- By time, an unknown or inactive service or staff member is a 404; by slot id the
+    -- slot is real but no longer offered: a 409.
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, p_slot_id IS NULL, false, false, NULL::text;
+        RETURN;
+    END IF;
+    PERFORM 1 FROM staff s WHERE s.tenant_id = v_tenant AND s.id = v_staff AND s.active;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, false, p_slot_id IS NULL, false, NULL::text;
+        RETURN;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock(slotmill_staff_lock_key(v_tenant, v_staff));
+
+    -- Visible now (SPEC §6)? Read after the lock, so a recompute that committed while we
+    -- waited is seen.
+    SELECT a.location_id, a.ends_at, a.held_until INTO v_location, v_ends, v_held
+      FROM availability_slots a
+     WHERE a.tenant_id = v_tenant AND a.staff_id = v_staff
+       AND a.starts_at = v_start AND a.service_id = v_service;
+    IF NOT FOUND
+       OR (v_held IS NOT NULL AND v_held > now())
+       OR v_start < slotmill_bookable_from(v_settings, v_notice)
+       OR v_start >= slotmill_bookable_until(v_settings, v_horizon, v_advance) THEN
+        RETURN QUERY SELECT false, false, false, false, NULL::text;
+        RETURN;
+    END IF;
+
+    PERFORM set_config('slotmill.holds_applied', 'on', true);
+    INSERT INTO bookings (tenant_id, staff_id, service_id, location_id, starts_at, ends_at,
+                          status, expires_at, session_id)
+    VALUES (v_tenant, v_staff, v_service, v_location, v_start, v_ends, 'held',
+            now() + make_interval(secs => greatest(slotmill_setting_int(v_settings, 'hold_ttl_seconds', 600), 1)),
+            p_session_id)
+    RETURNING id, expires_at, blocked INTO v_booking, v_expires, v_blocked;
+
+    -- Hide that staff member's slots (every service) whose blocked range overlaps the
+    -- hold's. A slot's blocked range starts at most 1 day (buffer) before it and ends at
+    -- most 2 days (duration + buffer) after: the starts_at bounds keep this on the key.
+    UPDATE availability_slots a
+       SET held_until = greatest(a.held_until, v_expires)
+      FROM services v
+     WHERE a.tenant_id = v_tenant AND a.staff_id = v_staff
+       AND a.starts_at > lower(v_blocked) - interval '48 hours'
+       AND a.starts_at < upper(v_blocked) + interval '24 hours'
+       AND v.tenant_id = a.tenant_id AND v.id = a.service_id
+       AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && v_blocked;
+
+    RETURN QUERY SELECT false, false, false, false,
+        json_build_object(
+            'hold_id', v_booking,
+            'staff_id', v_staff,
+            'service_id', v_service,
+            'starts_at', slotmill_instant(v_start),
+            'ends_at', slotmill_instant(v_ends),
+            'expires_at', slotmill_instant(v_expires))::text;
+END $$;
+
+
+-- ============================================================================================
+-- Queue and bookkeeping
+-- ============================================================================================
+
+-- The transactional outbox of recompute work (SPEC §8), filled by the triggers below.
+-- staff_id NULL: every staff member of the tenant; during NULL: the whole horizon.
+-- Failed recomputes are retried with back-off and, after a few attempts, parked: they stay
+-- in the queue (never lost, shown by admin status) but no longer block anything. A later
+-- request of the same (tenant, staff member) claims them again with it.
+CREATE TABLE recompute_requests (
+    tenant_id     uuid NOT NULL,
+    id            bigint GENERATED ALWAYS AS IDENTITY,
+    staff_id      uuid,
+    during        tstzrange,
+    reason        text NOT NULL,
+    requested_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    attempts      integer NOT NULL DEFAULT 0,
+    -- retry after this instant (back-off); NULL: now
+    not_before    timestamptz,
+    -- why the last attempt failed; set: retried with back-off, then parked
+    last_error    text,
+    PRIMARY KEY (tenant_id, id)
+);
+-- every request oldest first, across tenants (the claim's order, first come first served)
+CREATE INDEX recompute_requests_fifo ON recompute_requests (id);
+-- the claim's head: the oldest request that never failed (query claim_group)
+CREATE INDEX recompute_requests_due ON recompute_requests (id) WHERE last_error IS NULL;
+-- failed requests of a tenant by when they are due again (retries, admin status)
+CREATE INDEX recompute_requests_failed ON recompute_requests (tenant_id, not_before) WHERE last_error IS NOT NULL;
+
+-- What the materializer last did, per tenant: status and drift reporting.
+CREATE TABLE refresh_runs (
+    tenant_id      uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id             bigint GENERATED ALWAYS AS IDENTITY,
+    kind           text NOT NULL CHECK (kind IN ('full', 'partial')),
+    started_at     timestamptz NOT NULL,
+    finished_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    horizon_start  timestamptz,
+    horizon_end    timestamptz,
+    staff_count    integer NOT NULL DEFAULT 0,
+    slots_written  integer NOT NULL DEFAULT 0,
+    drift          integer,
+    PRIMARY KEY (tenant_id, id)
+);
+-- status and freshness: a tenant's latest run of each kind
+CREATE INDEX refresh_runs_latest ON refresh_runs (tenant_id, kind, finished_at DESC);
+
+-- One row per run of a per-tenant scheduled job and tick (the nightly refresh of one local
+-- date). Written when the run finishes, while the run holds a session advisory lock on
+-- slotmill_job_lock_key(job, tenant): a second worker either cannot take the lock or finds
+-- the row, so the job runs once per tick however many workers are up, and a run that
+-- crashed half-way left no row and is retried.
+CREATE TABLE job_ticks (
+    tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    job          text NOT NULL,
+    tick         text NOT NULL,
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    worker       text NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id, job, tick)
+);
+
+-- Host-backend keys: only a hash of the secret is stored.
+CREATE TABLE api_keys (
+    tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id           uuid NOT NULL DEFAULT gen_random_uuid(),
+    -- unique: its index authenticates a request by the hash alone
+    key_hash     text NOT NULL UNIQUE,
+    prefix       text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_at   timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+
+-- Idempotent host calls: the first response of a key is replayed for the same body.
+CREATE TABLE idempotency_keys (
+    tenant_id      uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    key            text NOT NULL,
+    endpoint       text NOT NULL,
+    request_hash   text NOT NULL,
+    status_code    integer NOT NULL,
+    response_body  jsonb,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, endpoint, key)
+);
+
+
+-- ============================================================================================
+-- Triggers (every source write enqueues a recompute)
+-- ============================================================================================
+-- Every write to a source table enqueues, in its own transaction, a recompute of the staff
+-- members and instants it can affect (SPEC §8), and wakes the workers. (The bookings
+-- trigger that keeps the conflict rule is in section Bookings and the conflict rule.)
+--
+-- Statement-level triggers with transition tables: a bulk write (an import of 10,000
+-- time-off rows) enqueues one row per distinct scope, not one per source row. A trigger
+-- with transition tables may name only one event, hence three per table.
+--
+-- Scope of a request: a booking touches its staff member and blocked range; a template,
+-- staff or staff_services change the staff member's horizon; an override or holiday its
+-- dates (slotmill_date_span; the whole horizon when it recurs), a tenant-wide holiday
+-- every staff member on those dates; a service change its staff; a tenant or location
+-- change the whole tenant. The worker widens each range again by the longest service
+-- span, so slots whose buffers reach into it are recomputed too.
+
+-- The generic enqueue: the arguments of each trigger say which staff member and range a row
+-- of that table touches.
+CREATE FUNCTION slotmill_enqueue() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    -- TG_ARGV[0]: expression for staff_id, TG_ARGV[1]: expression for during, both over r.*
+    v_src text;
+    v_count bigint;
+BEGIN
+    v_src := CASE TG_OP
+        WHEN 'INSERT' THEN 'SELECT * FROM new_rows'
+        WHEN 'DELETE' THEN 'SELECT * FROM old_rows'
+        ELSE 'SELECT * FROM old_rows UNION ALL SELECT * FROM new_rows'
+    END;
+    EXECUTE format(
+        'INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+         SELECT DISTINCT r.tenant_id, %s, %s, %L FROM (%s) r',
+        TG_ARGV[0], TG_ARGV[1], TG_TABLE_NAME, v_src);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('slotmill_recompute', '');
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Attach slotmill_enqueue() to one table for INSERT, UPDATE and DELETE: the three
+-- <table>_enqueue_ins/_upd/_del triggers below. Migration 0002 made them with it; a new
+-- source table can too.
+CREATE FUNCTION slotmill_attach_enqueue(p_table text, p_staff text, p_during text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue(%L, %L)',
+                   p_table || '_enqueue_ins', p_table, p_staff, p_during);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue(%L, %L)',
+                   p_table || '_enqueue_upd', p_table, p_staff, p_during);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue(%L, %L)',
+                   p_table || '_enqueue_del', p_table, p_staff, p_during);
+END $$;
+
+-- A service change reaches every staff member who performs it.
+CREATE FUNCTION services_enqueue() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        -- staff_services rows go by cascade, and their own trigger enqueues their staff
+        RETURN NULL;
+    END IF;
+    INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+    SELECT DISTINCT ss.tenant_id, ss.staff_id, NULL::tstzrange, 'services'
+      FROM new_rows r
+      JOIN staff_services ss ON ss.tenant_id = r.tenant_id AND ss.service_id = r.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('slotmill_recompute', '');
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- Bookings: only rows that block or stopped blocking matter. A transaction that has
+-- already applied a hold's effect on the slot table itself (the API's hold and release
+-- paths, the expiry clean-up) says so with SET LOCAL slotmill.holds_applied = 'on'; then
+-- hold-only transitions enqueue nothing. Anything touching a confirmed booking always does.
+CREATE FUNCTION bookings_enqueue() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_skip_holds boolean := coalesce(current_setting('slotmill.holds_applied', true), '') = 'on';
+    v_count bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+        SELECT r.tenant_id, r.staff_id, tstzrange(min(lower(r.blocked)), max(upper(r.blocked))), 'bookings'
+          FROM new_rows r
+         WHERE r.status = 'confirmed' OR (r.status = 'held' AND NOT v_skip_holds)
+         GROUP BY r.tenant_id, r.staff_id;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+        SELECT r.tenant_id, r.staff_id, tstzrange(min(lower(r.blocked)), max(upper(r.blocked))), 'bookings'
+          FROM old_rows r
+         WHERE r.status = 'confirmed' OR r.status = 'held'
+         GROUP BY r.tenant_id, r.staff_id;
+    ELSE
+        INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+        SELECT c.tenant_id, c.staff_id, tstzrange(min(lower(c.blocked)), max(upper(c.blocked))), 'bookings'
+          FROM (
+            SELECT o.tenant_id, o.staff_id, o.blocked, o.status AS old_status, n.status AS new_status
+              FROM old_rows o JOIN new_rows n ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE (o.status, o.staff_id, o.blocked, o.expires_at) IS DISTINCT FROM
+                   (n.status, n.staff_id, n.blocked, n.expires_at)
+            UNION ALL
+            SELECT n.tenant_id, n.staff_id, n.blocked, o.status, n.status
+              FROM old_rows o JOIN new_rows n ON n.tenant_id = o.tenant_id AND n.id = o.id
+             WHERE (o.status, o.staff_id, o.blocked, o.expires_at) IS DISTINCT FROM
+                   (n.status, n.staff_id, n.blocked, n.expires_at)
+          ) c
+         WHERE (c.old_status IN ('held', 'confirmed') OR c.new_status IN ('held', 'confirmed'))
+           AND NOT (v_skip_holds AND 'confirmed' NOT IN (c.old_status, c.new_status))
+         GROUP BY c.tenant_id, c.staff_id;
+    END IF;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('slotmill_recompute', '');
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- TRUNCATE has no transition table and names no tenant: every tenant is recomputed whole.
+CREATE FUNCTION slotmill_enqueue_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)
+    SELECT id, NULL, NULL, TG_TABLE_NAME || ' truncated' FROM tenants;
+    PERFORM pg_notify('slotmill_recompute', '');
+    RETURN NULL;
+END $$;
+
+-- The whole tenant. (No TRUNCATE trigger on tenants: with no tenant left, nothing to recompute.)
+CREATE TRIGGER tenants_enqueue_ins AFTER INSERT ON tenants REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('NULL::uuid', 'NULL::tstzrange');
+CREATE TRIGGER tenants_enqueue_upd AFTER UPDATE ON tenants REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('NULL::uuid', 'NULL::tstzrange');
+CREATE TRIGGER tenants_enqueue_del AFTER DELETE ON tenants REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('NULL::uuid', 'NULL::tstzrange');
+
+CREATE TRIGGER locations_enqueue_ins AFTER INSERT ON locations REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('NULL::uuid', 'NULL::tstzrange');
+CREATE TRIGGER locations_enqueue_upd AFTER UPDATE ON locations REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('NULL::uuid', 'NULL::tstzrange');
+CREATE TRIGGER locations_enqueue_del AFTER DELETE ON locations REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('NULL::uuid', 'NULL::tstzrange');
+CREATE TRIGGER locations_enqueue_truncate AFTER TRUNCATE ON locations
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+-- One staff member's whole horizon.
+CREATE TRIGGER staff_enqueue_ins AFTER INSERT ON staff REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.id', 'NULL::tstzrange');
+CREATE TRIGGER staff_enqueue_upd AFTER UPDATE ON staff REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.id', 'NULL::tstzrange');
+CREATE TRIGGER staff_enqueue_del AFTER DELETE ON staff REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.id', 'NULL::tstzrange');
+CREATE TRIGGER staff_enqueue_truncate AFTER TRUNCATE ON staff
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+CREATE TRIGGER services_enqueue_ins AFTER INSERT ON services REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION services_enqueue();
+CREATE TRIGGER services_enqueue_upd AFTER UPDATE ON services REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION services_enqueue();
+CREATE TRIGGER services_enqueue_truncate AFTER TRUNCATE ON services
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+CREATE TRIGGER staff_services_enqueue_ins AFTER INSERT ON staff_services REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'NULL::tstzrange');
+CREATE TRIGGER staff_services_enqueue_upd AFTER UPDATE ON staff_services REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'NULL::tstzrange');
+CREATE TRIGGER staff_services_enqueue_del AFTER DELETE ON staff_services REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'NULL::tstzrange');
+CREATE TRIGGER staff_services_enqueue_truncate AFTER TRUNCATE ON staff_services
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+CREATE TRIGGER availability_templates_enqueue_ins AFTER INSERT ON availability_templates REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'NULL::tstzrange');
+CREATE TRIGGER availability_templates_enqueue_upd AFTER UPDATE ON availability_templates REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'NULL::tstzrange');
+CREATE TRIGGER availability_templates_enqueue_del AFTER DELETE ON availability_templates REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'NULL::tstzrange');
+CREATE TRIGGER availability_templates_enqueue_truncate AFTER TRUNCATE ON availability_templates
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+-- Date-based rules: their dates, or the whole horizon when they recur.
+CREATE TRIGGER availability_overrides_enqueue_ins AFTER INSERT ON availability_overrides REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'CASE WHEN r.rrule IS NULL THEN slotmill_date_span(r.on_date) END');
+CREATE TRIGGER availability_overrides_enqueue_upd AFTER UPDATE ON availability_overrides REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'CASE WHEN r.rrule IS NULL THEN slotmill_date_span(r.on_date) END');
+CREATE TRIGGER availability_overrides_enqueue_del AFTER DELETE ON availability_overrides REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'CASE WHEN r.rrule IS NULL THEN slotmill_date_span(r.on_date) END');
+CREATE TRIGGER availability_overrides_enqueue_truncate AFTER TRUNCATE ON availability_overrides
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+-- staff_id NULL (a tenant-wide holiday) enqueues every staff member of the tenant
+CREATE TRIGGER holidays_enqueue_ins AFTER INSERT ON holidays REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'CASE WHEN r.rrule IS NULL THEN slotmill_date_span(r.on_date) END');
+CREATE TRIGGER holidays_enqueue_upd AFTER UPDATE ON holidays REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'CASE WHEN r.rrule IS NULL THEN slotmill_date_span(r.on_date) END');
+CREATE TRIGGER holidays_enqueue_del AFTER DELETE ON holidays REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'CASE WHEN r.rrule IS NULL THEN slotmill_date_span(r.on_date) END');
+CREATE TRIGGER holidays_enqueue_truncate AFTER TRUNCATE ON holidays
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+-- Ranges of instants: exactly that range.
+CREATE TRIGGER time_off_enqueue_ins AFTER INSERT ON time_off REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'r.during');
+CREATE TRIGGER time_off_enqueue_upd AFTER UPDATE ON time_off REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'r.during');
+CREATE TRIGGER time_off_enqueue_del AFTER DELETE ON time_off REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'r.during');
+CREATE TRIGGER time_off_enqueue_truncate AFTER TRUNCATE ON time_off
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+CREATE TRIGGER busy_times_enqueue_ins AFTER INSERT ON busy_times REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'r.during');
+CREATE TRIGGER busy_times_enqueue_upd AFTER UPDATE ON busy_times REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'r.during');
+CREATE TRIGGER busy_times_enqueue_del AFTER DELETE ON busy_times REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue('r.staff_id', 'r.during');
+CREATE TRIGGER busy_times_enqueue_truncate AFTER TRUNCATE ON busy_times
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
+
+-- Bookings: the staff member's blocked range, and only when a booking blocks or stopped
+-- blocking (bookings_enqueue).
+CREATE TRIGGER bookings_enqueue_ins AFTER INSERT ON bookings REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bookings_enqueue();
+CREATE TRIGGER bookings_enqueue_upd AFTER UPDATE ON bookings REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bookings_enqueue();
+CREATE TRIGGER bookings_enqueue_del AFTER DELETE ON bookings REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bookings_enqueue();
+CREATE TRIGGER bookings_enqueue_truncate AFTER TRUNCATE ON bookings
+    FOR EACH STATEMENT EXECUTE FUNCTION slotmill_enqueue_truncate();
