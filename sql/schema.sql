@@ -250,6 +250,9 @@ CREATE TABLE staff (
     timezone      text CONSTRAINT staff_timezone_valid CHECK (slotmill_valid_zone(timezone)),
     priority      integer NOT NULL DEFAULT 100,
     active        boolean NOT NULL DEFAULT true,
+    -- booking limits over all services (docs/rules.md, limits); NULL: none
+    max_bookings_per_day   integer CONSTRAINT staff_max_per_day_valid CHECK (max_bookings_per_day >= 0),
+    max_bookings_per_week  integer CONSTRAINT staff_max_per_week_valid CHECK (max_bookings_per_week >= 0),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE SET NULL (location_id)
 );
@@ -265,6 +268,11 @@ CREATE TABLE services (
     min_notice_minutes     integer CHECK (min_notice_minutes >= 0),
     max_advance_days       integer CHECK (max_advance_days >= 0),
     active                 boolean NOT NULL DEFAULT true,
+    -- > 1: a group service, sold by the seat (docs/rules.md, sessions and seats)
+    seats                  integer NOT NULL DEFAULT 1 CONSTRAINT services_seats_valid CHECK (seats BETWEEN 1 AND 10000),
+    -- booking limits of this service per staff member; NULL: none
+    max_bookings_per_day   integer CONSTRAINT services_max_per_day_valid CHECK (max_bookings_per_day >= 0),
+    max_bookings_per_week  integer CONSTRAINT services_max_per_week_valid CHECK (max_bookings_per_week >= 0),
     PRIMARY KEY (tenant_id, id)
 );
 
@@ -374,6 +382,48 @@ CREATE TABLE busy_times (
 -- the rule loader: one staff member's busy times overlapping a window (&&)
 CREATE INDEX busy_times_by_staff ON busy_times USING gist (tenant_id, staff_id, during);
 
+-- Rooms, chairs, machines. A service needs `quantity` distinct active resources of a kind
+-- usable at the slot's location: at it, or with no location (docs/rules.md, resources).
+CREATE TABLE resources (
+    tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id           uuid NOT NULL DEFAULT gen_random_uuid(),
+    location_id  uuid,
+    kind         text NOT NULL CONSTRAINT resources_kind_valid CHECK (kind ~ '^\S.{0,62}$'),
+    name         text NOT NULL,
+    active       boolean NOT NULL DEFAULT true,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE SET NULL (location_id)
+);
+-- the resources of a kind (assignment at hold time, the engine's pools)
+CREATE INDEX resources_by_kind ON resources (tenant_id, kind, location_id);
+
+CREATE TABLE service_resources (
+    tenant_id   uuid NOT NULL,
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
+    service_id  uuid NOT NULL,
+    kind        text NOT NULL CONSTRAINT service_resources_kind_valid CHECK (kind ~ '^\S.{0,62}$'),
+    quantity    integer NOT NULL DEFAULT 1 CONSTRAINT service_resources_quantity_valid CHECK (quantity BETWEEN 1 AND 100),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id) ON DELETE CASCADE
+);
+-- a service's requirements; and which services need a kind (fan-out of a resource booking)
+CREATE INDEX service_resources_by_service ON service_resources (tenant_id, service_id);
+CREATE INDEX service_resources_by_kind ON service_resources (tenant_id, kind);
+
+-- Minutes a staff member needs from one location to another (one direction; no row: 0).
+CREATE TABLE location_travel (
+    tenant_id         uuid NOT NULL,
+    id                uuid NOT NULL DEFAULT gen_random_uuid(),
+    from_location_id  uuid NOT NULL,
+    to_location_id    uuid NOT NULL,
+    minutes           integer NOT NULL CONSTRAINT location_travel_minutes_valid CHECK (minutes BETWEEN 0 AND 1440),
+    PRIMARY KEY (tenant_id, id),
+    CONSTRAINT location_travel_one_way UNIQUE (tenant_id, from_location_id, to_location_id),
+    CONSTRAINT location_travel_two_places CHECK (from_location_id <> to_location_id),
+    FOREIGN KEY (tenant_id, from_location_id) REFERENCES locations (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, to_location_id) REFERENCES locations (tenant_id, id) ON DELETE CASCADE
+);
+
 
 -- ============================================================================================
 -- Locks
@@ -482,6 +532,13 @@ CREATE TABLE bookings (
     -- bookings_before_write(): timestamptz + interval is not immutable, so it cannot be a
     -- generated column.
     blocked           tstzrange NOT NULL,
+    -- the party size: seats of a group session this booking takes
+    seats             integer NOT NULL DEFAULT 1 CONSTRAINT bookings_seats_valid CHECK (seats BETWEEN 1 AND 10000),
+    -- name, email, phone as the customer gave them: never in a public response
+    contact           jsonb CONSTRAINT bookings_contact_object CHECK (contact IS NULL OR jsonb_typeof(contact) = 'object'),
+    -- the group session this booking belongs to ('g:<service>@<epoch>'), or its own id for a
+    -- one-seat service; kept by bookings_before_write()
+    session_key       text NOT NULL,
     PRIMARY KEY (tenant_id, id),
     CONSTRAINT bookings_times CHECK (ends_at > starts_at),
     CONSTRAINT bookings_hold_expiry CHECK (status <> 'held' OR expires_at IS NOT NULL),
@@ -496,13 +553,21 @@ CREATE TABLE bookings (
     -- holds still say 'held' until retired, which bookings_before_write() does for the
     -- range it is about to take.
     CONSTRAINT bookings_no_overlap EXCLUDE USING gist (
-        tenant_id WITH =, staff_id WITH =, blocked WITH &&
+        tenant_id WITH =, staff_id WITH =, blocked WITH &&, session_key WITH <>
+    ) WHERE (status IN ('confirmed', 'held')),
+    -- one group session is at one location (a booking with no location belongs to it
+    -- wherever it is: NULL is never <> anything)
+    CONSTRAINT bookings_session_location EXCLUDE USING gist (
+        tenant_id WITH =, staff_id WITH =, session_key WITH =, location_id WITH <>
     ) WHERE (status IN ('confirmed', 'held'))
 );
 -- busy set loading and "confirmed bookings that local day" in any-staff reads
 CREATE INDEX bookings_by_staff_start ON bookings (tenant_id, staff_id, starts_at) WHERE status = 'confirmed';
 -- live holds per staff (slot hiding on materialization) and expiry clean-up
 CREATE INDEX bookings_holds ON bookings (tenant_id, staff_id, expires_at) WHERE status = 'held';
+-- a session's live bookings (seat counts) and a staff member's live bookings by start
+-- (limits, travel), both under the staff lock
+CREATE INDEX bookings_live_by_staff ON bookings (tenant_id, staff_id, starts_at) WHERE status IN ('confirmed', 'held');
 
 -- Keeps `blocked`, takes the staff lock (section Locks) and retires the expired holds in
 -- the new range, so an expired hold never blocks anything and no job is involved.
@@ -511,23 +576,27 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_before integer;
     v_after  integer;
+    v_seats  integer;
 BEGIN
     IF TG_OP = 'UPDATE'
        AND NEW.staff_id = OLD.staff_id AND NEW.service_id = OLD.service_id
        AND NEW.starts_at = OLD.starts_at AND NEW.ends_at = OLD.ends_at
-       AND NEW.blocked = OLD.blocked
+       AND NEW.blocked = OLD.blocked AND NEW.session_key = OLD.session_key
        AND NOT (NEW.status IN ('held', 'confirmed') AND OLD.status NOT IN ('held', 'confirmed')) THEN
         -- no change to the range or to whether it blocks: nothing to serialize
         RETURN NEW;
     END IF;
 
-    SELECT buffer_before_minutes, buffer_after_minutes INTO v_before, v_after
+    SELECT buffer_before_minutes, buffer_after_minutes, seats INTO v_before, v_after, v_seats
       FROM services WHERE tenant_id = NEW.tenant_id AND id = NEW.service_id;
     IF NOT FOUND THEN
         RAISE foreign_key_violation USING MESSAGE = 'bookings.service_id: unknown service';
     END IF;
     NEW.blocked := tstzrange(NEW.starts_at - make_interval(mins => v_before),
                              NEW.ends_at + make_interval(mins => v_after), '[)');
+    NEW.session_key := CASE WHEN v_seats > 1
+                            THEN 'g:' || NEW.service_id || '@' || extract(epoch FROM NEW.starts_at)::bigint
+                            ELSE NEW.id::text END;
 
     IF NEW.status IN ('held', 'confirmed') THEN
         PERFORM pg_advisory_xact_lock(slotmill_staff_lock_key(NEW.tenant_id, NEW.staff_id));
@@ -545,6 +614,26 @@ END $$;
 CREATE TRIGGER bookings_before_write
     BEFORE INSERT OR UPDATE ON bookings
     FOR EACH ROW EXECUTE FUNCTION bookings_before_write();
+
+-- Which resources a booking holds. blocked, live and session_key copy the booking's, so
+-- the database refuses two live bookings holding one resource over overlapping blocked
+-- ranges, the bookings of one session excepted.
+CREATE TABLE booking_resources (
+    tenant_id    uuid NOT NULL,
+    booking_id   uuid NOT NULL,
+    resource_id  uuid NOT NULL,
+    blocked      tstzrange NOT NULL,
+    live         boolean NOT NULL,
+    session_key  text NOT NULL,
+    PRIMARY KEY (tenant_id, booking_id, resource_id),
+    FOREIGN KEY (tenant_id, booking_id) REFERENCES bookings (tenant_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, resource_id) REFERENCES resources (tenant_id, id),
+    CONSTRAINT booking_resources_no_overlap EXCLUDE USING gist (
+        tenant_id WITH =, resource_id WITH =, blocked WITH &&, session_key WITH <>
+    ) WHERE (live)
+);
+-- a resource's bookings over a range (the engine's resource busy sets)
+CREATE INDEX booking_resources_by_resource ON booking_resources USING gist (tenant_id, resource_id, blocked) WHERE live;
 
 
 -- ============================================================================================
@@ -571,6 +660,10 @@ CREATE TABLE availability_slots (
     -- latest expiry of the live holds that overlap this slot's blocked range; a read
     -- hides the slot while held_until > now(), so expiry needs no job.
     held_until   timestamptz,
+    -- seats left in this slot's session (1 for a one-seat service)
+    seats_left     integer NOT NULL DEFAULT 1,
+    -- bookings the resources still allow at this start; NULL: the service needs none
+    resource_free  integer,
     PRIMARY KEY (tenant_id, staff_id, starts_at, service_id)
 );
 -- The public read (SPEC §6): one service, a start range, any or one staff member.
