@@ -41,7 +41,14 @@ async def confirm_hold(request: Request) -> Response:
         data,
         lambda c, t: (
             201,
-            bookings.confirm(c, t, hold_id=hold_id, customer_ref=req.customer_ref, notes=req.notes).as_json(),
+            bookings.confirm(
+                c,
+                t,
+                hold_id=hold_id,
+                customer_ref=req.customer_ref,
+                notes=req.notes,
+                contact=None if req.contact is None else req.contact.model_dump(exclude_none=True),
+            ).as_json(),
         ),
     )
     if out.status == 201 and not out.replayed:

@@ -205,6 +205,9 @@ class SlotOut(_Out):
     ends_at: Instant
     staff_id: UUID
     location_id: UUID | None
+    seats_left: int = Field(
+        ge=1, description="Seats left in this group session (held ones taken off); 1 for a one-seat service."
+    )
 
 
 class SlotsOut(_Out):
@@ -215,7 +218,11 @@ class SlotsOut(_Out):
 class TimeSlotOut(_Out):
     starts_at: Instant
     ends_at: Instant
-    capacity: int = Field(ge=1, description="Staff members with a visible slot at this start.")
+    capacity: int = Field(
+        ge=1,
+        description="Bookings that could still be made at this start: per location, the staff with a visible"
+        " slot as far as the resources allow; for a group service, the seats left.",
+    )
     candidates: list[UUID] = Field(
         description="Best first: priority, fewest bookings that day, id."
     )
@@ -229,9 +236,20 @@ class TimeSlotsOut(_Out):
 # --- holds --------------------------------------------------------------------------------
 
 
+Seats = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=10_000,
+        description="Seats of a group session to take (the party size); a one-seat service takes 1.",
+    ),
+]
+
+
 class HoldBySlot(_In):
     slot_id: SlotId
     session_id: Text | None = None
+    seats: Seats = 1
 
 
 class HoldByTime(_In):
@@ -241,23 +259,59 @@ class HoldByTime(_In):
         None, description="Omitted: the first staff member who can take it."
     )
     session_id: Text | None = None
+    seats: Seats = 1
 
 
 class HoldOut(_Out):
     hold_id: UUID
     staff_id: UUID
     service_id: UUID
+    location_id: UUID | None
     starts_at: Instant
     ends_at: Instant
-    expires_at: Instant
+    expires_at: datetime = Field(
+        description="When the hold lapses, to the microsecond (a countdown from it never ends early)."
+    )
+    seats: int
 
 
 # --- host backend -------------------------------------------------------------------------
 
 
+def _email(value: str) -> str:
+    # One @, something either side, a dot in the domain: what a booking page can check;
+    # whether the address works is the host's to find out.
+    if not re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", value):
+        raise ValueError("not an email address")
+    return value
+
+
+def _phone(value: str) -> str:
+    digits = re.sub(r"[\s().-]", "", value)
+    if not re.fullmatch(r"\+?[0-9]{6,15}", digits):
+        raise ValueError("not a phone number (6 to 15 digits, an optional leading +)")
+    return value
+
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)]
+
+
+class Contact(_In):
+    """How to reach the customer: stored with the booking, shown to the host, never in a
+    public response."""
+
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_no_nul)
+    ]
+    email: Email | None = None
+    phone: Phone | None = None
+
+
 class ConfirmIn(_In):
     customer_ref: Text
     notes: LongText | None = None
+    contact: Contact | None = None
 
 
 class CancelIn(_In):
@@ -292,8 +346,10 @@ class BookingOut(_Out):
     starts_at: Instant
     ends_at: Instant
     status: Literal["held", "confirmed", "cancelled", "expired"]
+    seats: int
     customer_ref: str | None
     notes: str | None
+    contact: dict[str, Any] | None
     confirmed_at: Instant | None
     cancelled_at: Instant | None
     reschedule_count: int

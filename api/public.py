@@ -112,7 +112,7 @@ def _hold_request(body: bytes, slug: str) -> bookings.HoldRequest:
     data = parse_json_object(body)
     if "slot_id" in data:
         by_slot = parse_model(HoldBySlot, data, "body")
-        return bookings.HoldRequest(slug, slot_id=by_slot.slot_id, session_id=by_slot.session_id)
+        return bookings.HoldRequest(slug, slot_id=by_slot.slot_id, session_id=by_slot.session_id, seats=by_slot.seats)
     by_time = parse_model(HoldByTime, data, "body")
     return bookings.HoldRequest(
         slug,
@@ -120,6 +120,7 @@ def _hold_request(body: bytes, slug: str) -> bookings.HoldRequest:
         starts_at=by_time.starts_at,
         staff_id=by_time.staff_id,
         session_id=by_time.session_id,
+        seats=by_time.seats,
     )
 
 

@@ -25,6 +25,7 @@ from uuid import UUID
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 from slotmill.materializer.horizon import format_instant, to_epoch
 from slotmill.materializer.loader import Conn, Tenant
@@ -64,6 +65,21 @@ class NotFound(BookingError):
 class SlotUnavailable(BookingError):
     code = "slot_unavailable"
     title = "Slot unavailable"
+
+
+class SessionFull(BookingError):
+    code = "session_full"
+    title = "Session full"
+
+
+class ResourceUnavailable(BookingError):
+    code = "resource_unavailable"
+    title = "Resource unavailable"
+
+
+class LimitReached(BookingError):
+    code = "limit_reached"
+    title = "Booking limit reached"
 
 
 class HoldExpired(BookingError):
@@ -121,6 +137,28 @@ class BookingConflict(BookingError):
     transient = True
 
 
+# The database's refusals by constraint name (sql/schema.sql; the bookings trigger raises
+# check_violation naming its own), as the booking errors clients branch on.
+_REFUSALS: dict[str, type[BookingError]] = {
+    "bookings_no_overlap": SlotUnavailable,
+    "bookings_session_location": SlotUnavailable,
+    "bookings_travel": SlotUnavailable,
+    "bookings_session_seats": SessionFull,
+    "booking_resources_no_overlap": ResourceUnavailable,
+    "booking_resources_unavailable": ResourceUnavailable,
+    "bookings_limit_staff_day": LimitReached,
+    "bookings_limit_staff_week": LimitReached,
+    "bookings_limit_service_day": LimitReached,
+    "bookings_limit_service_week": LimitReached,
+}
+
+
+def refusal(e: psycopg.errors.IntegrityError) -> BookingError | None:
+    """The booking error a constraint's refusal means, or None if it is no booking rule."""
+    cls = _REFUSALS.get(e.diag.constraint_name or "")
+    return None if cls is None else cls(e.diag.message_primary or str(e))
+
+
 # --- rows ------------------------------------------------------------------------------------
 
 
@@ -135,8 +173,10 @@ class Booking:
     starts_at: datetime
     ends_at: datetime
     status: str
+    seats: int
     customer_ref: str | None
     notes: str | None
+    contact: dict[str, Any] | None
     confirmed_at: datetime | None
     cancelled_at: datetime | None
     reschedule_count: int
@@ -151,8 +191,10 @@ class Booking:
             "starts_at": format_instant(self.starts_at),
             "ends_at": format_instant(self.ends_at),
             "status": self.status,
+            "seats": self.seats,
             "customer_ref": self.customer_ref,
             "notes": self.notes,
+            "contact": self.contact,
             "confirmed_at": None if self.confirmed_at is None else format_instant(self.confirmed_at),
             "cancelled_at": None if self.cancelled_at is None else format_instant(self.cancelled_at),
             "reschedule_count": self.reschedule_count,
@@ -172,8 +214,10 @@ class LockedBooking:
     ends_at: datetime
     status: str
     expires_at: datetime | None
+    seats: int
     customer_ref: str | None
     notes: str | None
+    contact: dict[str, Any] | None
     reschedule_count: int
     rescheduled_from: UUID | None
     confirmed_at: datetime | None
@@ -193,9 +237,11 @@ class HoldRequest:
     starts_at: datetime | None = None
     staff_id: UUID | None = None
     session_id: str | None = None
+    seats: int = 1
 
     def params(self, staff_id: UUID | None = None) -> dict[str, Any]:
         return {
+            "seats": self.seats,
             "slug": self.slug,
             "slot_id": self.slot_id,
             "service_id": self.service_id,
@@ -240,8 +286,6 @@ async def hold(conn: AsyncConnection[Any], req: HoldRequest) -> str:
     if req.slot_id is None and req.staff_id is None:
         return await _hold_any(conn, req)
     row = await _attempt(conn, req.params())
-    if row is None:
-        raise SlotUnavailable("a booking is in the way of this slot")
     if row.no_tenant:
         raise NotFound("tenant", f"no tenant {req.slug!r}")
     if row.no_service:
@@ -261,15 +305,20 @@ async def _create_hold(conn: AsyncConnection[Any], params: dict[str, Any]) -> Ho
         return await cur.fetchone()
 
 
-async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> HoldRow | None:
-    """One hold attempt in its own transaction; None when the database refused it."""
+async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> HoldRow:
+    """One hold attempt in a transaction (or a savepoint) of its own; a refusal of the
+    database (a booking the table does not show yet, a full session, a busy resource, a
+    reached limit) is raised as the booking error it means, the attempt undone."""
     try:
         async with conn.transaction():
-            return await _create_hold(conn, params)
-    except psycopg.errors.ExclusionViolation:
-        # A booking the slot table does not show yet (a host's direct insert whose
-        # recompute is still queued) is in the way.
-        return None
+            row = await _create_hold(conn, params)
+    except psycopg.errors.IntegrityError as e:
+        err = refusal(e)
+        if err is None:
+            raise
+        raise err from None
+    assert row is not None
+    return row
 
 
 async def _hold_any(conn: AsyncConnection[Any], req: HoldRequest) -> str:
@@ -286,18 +335,18 @@ async def _hold_any(conn: AsyncConnection[Any], req: HoldRequest) -> str:
         raise NotFound("tenant", f"no tenant {req.slug!r}")
     if found.no_service:
         raise NotFound("service", f"no active service {req.service_id} in tenant {req.slug!r}")
+    refused: BookingError = SlotUnavailable("no staff member can take this start now")
     async with conn.transaction():
         for staff_id in found.staff_ids:
             try:
-                async with conn.transaction():
-                    row = await _create_hold(conn, req.params(staff_id))
-            except psycopg.errors.ExclusionViolation:
+                row = await _attempt(conn, req.params(staff_id))  # a savepoint each
+            except BookingError as err:
+                refused = err  # the last candidate's reason is the answer if nobody can
                 continue
-            if row is not None and row.hold is not None:
+            if row.hold is not None:
                 return row.hold
-            # Not offered any more (taken meanwhile): the savepoint holds nothing worth
-            # keeping, and the next candidate is tried.
-    raise SlotUnavailable("no staff member can take this start now")
+            # Not offered any more (taken meanwhile): nothing was written; next candidate.
+    raise refused
 
 
 async def release(conn: AsyncConnection[Any], slug: str, hold_id: UUID) -> bool:
@@ -360,6 +409,7 @@ def _still_valid(conn: Conn, tenant: Tenant, h: LockedBooking) -> None:
         h.id,
         ends_at=to_epoch(h.ends_at),
         now=to_epoch(h.now),
+        seats=h.seats,
     )
     if not ok:
         raise SlotNoLongerValid("the rules changed since the hold was taken: the slot is not offered any more")
@@ -372,6 +422,7 @@ def _confirm_row(
     *,
     customer_ref: str | None,
     notes: str | None,
+    contact: dict[str, Any] | None = None,
     reschedule_count: int = 0,
     rescheduled_from: UUID | None = None,
 ) -> Booking:
@@ -380,6 +431,7 @@ def _confirm_row(
         "booking_id": h.id,
         "customer_ref": customer_ref,
         "notes": notes,
+        "contact": None if contact is None else Jsonb(contact),
         "reschedule_count": reschedule_count,
         "rescheduled_from": rescheduled_from,
     }
@@ -390,11 +442,19 @@ def _confirm_row(
     return booking
 
 
-def _constraint(e: psycopg.errors.IntegrityError) -> BookingConflict:
-    return BookingConflict(e.diag.message_primary or str(e))
+def _constraint(e: psycopg.errors.IntegrityError) -> BookingError:
+    return refusal(e) or BookingConflict(e.diag.message_primary or str(e))
 
 
-def confirm(conn: Conn, tenant: Tenant, *, hold_id: UUID, customer_ref: str, notes: str | None) -> Booking:
+def confirm(
+    conn: Conn,
+    tenant: Tenant,
+    *,
+    hold_id: UUID,
+    customer_ref: str,
+    notes: str | None,
+    contact: dict[str, Any] | None = None,
+) -> Booking:
     """Held -> confirmed: the hold is live, the slot is still offered by the rules as they
     are now (ignoring the hold itself), and the slots it makes impossible are removed."""
     staff_id = _staff_of(conn, tenant, hold_id)
@@ -407,7 +467,7 @@ def confirm(conn: Conn, tenant: Tenant, *, hold_id: UUID, customer_ref: str, not
     _live_hold(conn, tenant, h)
     _still_valid(conn, tenant, h)
     try:
-        return _confirm_row(conn, tenant, h, customer_ref=customer_ref, notes=notes)
+        return _confirm_row(conn, tenant, h, customer_ref=customer_ref, notes=notes, contact=contact)
     except psycopg.errors.IntegrityError as e:
         raise _constraint(e) from None
 
@@ -471,6 +531,7 @@ def reschedule(conn: Conn, tenant: Tenant, *, booking_id: UUID, hold_id: UUID) -
             h,
             customer_ref=old.customer_ref,
             notes=old.notes,
+            contact=old.contact,
             reschedule_count=old.reschedule_count + 1,
             rescheduled_from=old.id,
         )

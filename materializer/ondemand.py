@@ -61,6 +61,7 @@ def slot_is_valid(
     *,
     ends_at: int | None = None,
     now: int | None = None,
+    seats: int = 1,
 ) -> bool:
     """Whether the rules as they are now (SPEC §5) offer this slot, judging it against
     every busy range and live hold except ``ignore_booking``.

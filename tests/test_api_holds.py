@@ -51,7 +51,8 @@ def test_hold_by_slot_id_answers_201_and_stores_a_held_booking(world: World) -> 
         return target, r.json()
 
     target, h = run(w.url, body)
-    assert set(h) == {"hold_id", "staff_id", "service_id", "starts_at", "ends_at", "expires_at"}
+    assert set(h) == {"hold_id", "staff_id", "service_id", "location_id", "starts_at", "ends_at", "expires_at", "seats"}
+    assert h["seats"] == 1 and h["location_id"] == str(a.location)
     assert (h["staff_id"], h["service_id"]) == (str(a.ann), str(a.cut))
     assert (h["starts_at"], h["ends_at"]) == (target["starts_at"], target["ends_at"])
     ((status, ttl, session, expires),) = db_rows(
@@ -62,7 +63,8 @@ def test_hold_by_slot_id_answers_201_and_stores_a_held_booking(world: World) -> 
     assert status == "held"
     assert ttl == timedelta(seconds=600)  # tenants.settings has no hold_ttl_seconds
     assert session == "widget-session-1"
-    assert h["expires_at"] == iso(expires)
+    # to the microsecond: a countdown from it can never end before the hold does
+    assert h["expires_at"] == expires.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_hold_by_service_and_start_with_or_without_staff(world: World) -> None:

@@ -36,6 +36,8 @@ BOOKING_FIELDS = {
     "service_id",
     "location_id",
     "starts_at",
+    "seats",
+    "contact",
     "ends_at",
     "status",
     "customer_ref",

@@ -44,7 +44,8 @@ def test_per_staff_read_lists_every_visible_slot_in_rfc3339_utc(world: World) ->
     got = run(w.url, body)
     # Ann and Cid 09:00-17:00 (8 one-hour slots each), Bob 09:00-12:00 (3).
     assert len(got) == 19
-    assert set(got[0]) == {"id", "starts_at", "ends_at", "staff_id", "location_id"}
+    assert set(got[0]) == {"id", "starts_at", "ends_at", "staff_id", "location_id", "seats_left"}
+    assert all(s["seats_left"] == 1 for s in got)  # one-seat services
     assert all(RFC3339_Z.match(s["starts_at"]) and RFC3339_Z.match(s["ends_at"]) for s in got)
     by_staff = {UUID(s["staff_id"]) for s in got}
     assert by_staff == {a.ann, a.bob, a.cid}

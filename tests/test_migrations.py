@@ -237,9 +237,10 @@ def test_a_database_migrated_at_any_commit_upgrades(commit: str, pg_admin_url: s
         assert migrate(url) == []
 
 
-def test_repair_changes_nothing_on_a_current_database(pg_admin_url: str, db_url: str) -> None:
+def test_repair_changes_nothing_on_a_current_database(pg_admin_url: str) -> None:
     """0006 on a database that applied the current 0001..0005: the same catalog before and
-    after, and running it again on a fresh database changes nothing either."""
+    after, and running it again changes nothing either. (Later migrations replace some of
+    the functions 0006 writes, slotmill_hold among them: 0006 is judged where it stands.)"""
     repair = next(m for m in migrations() if m.version == REPAIR_VERSION)
     with scratch_database(pg_admin_url) as url:
         run_script(url, "".join(m.sql + "\n" for m in migrations() if m.version < REPAIR_VERSION))
@@ -247,7 +248,6 @@ def test_repair_changes_nothing_on_a_current_database(pg_admin_url: str, db_url:
         run_script(url, repair.sql)
         diff = catalog_diff(before, read_catalog(url), "0001..0005", "0001..0006")
         assert not diff, diff
-    before = read_catalog(db_url)
-    run_script(db_url, repair.sql)
-    diff = catalog_diff(before, read_catalog(db_url), "fresh", "fresh + 0006 again")
-    assert not diff, diff
+        run_script(url, repair.sql)
+        diff = catalog_diff(before, read_catalog(url), "0001..0006", "0001..0006 + 0006 again")
+        assert not diff, diff

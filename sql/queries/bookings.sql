@@ -18,17 +18,17 @@
 -- overlapping slots. One function call (migration 0005 says why).
 SELECT no_tenant, no_service, no_staff, no_slot, hold
   FROM slotmill_hold(%(slug)s::text, %(slot_id)s::text, %(service_id)s::uuid,
-                     %(starts_at)s::timestamptz, %(staff_id)s::uuid, %(session_id)s::text);
+                     %(starts_at)s::timestamptz, %(staff_id)s::uuid, %(session_id)s::text, %(seats)s::integer);
 
 -- name: hold_candidates
 -- A hold without a staff member: who has a visible slot of %(service_id)s at exactly
--- %(starts_at)s, in the any-staff order of read_slots_by_time.
+-- %(starts_at)s with %(seats)s seats left, in the any-staff order of read_slots_by_time.
 WITH t AS (
     SELECT id, timezone, horizon_days, settings
       FROM tenants
      WHERE slug = %(slug)s
 ), v AS (
-    SELECT v.min_notice_minutes, v.max_advance_days
+    SELECT v.min_notice_minutes, v.max_advance_days, v.seats
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), visible AS (
@@ -39,6 +39,7 @@ WITH t AS (
         ON a.tenant_id = t.id AND a.service_id = %(service_id)s
        AND a.starts_at = %(starts_at)s::timestamptz
      WHERE (a.held_until IS NULL OR a.held_until <= now())
+       AND a.seats_left - slotmill_held_seats(a.tenant_id, a.staff_id, a.service_id, a.starts_at, v.seats) >= %(seats)s
        AND a.starts_at >= slotmill_bookable_from(t.settings, v.min_notice_minutes)
        AND a.starts_at < slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)
 ), crew AS (
@@ -96,7 +97,9 @@ WITH t AS (
                  FROM bookings h
                 WHERE h.tenant_id = a.tenant_id AND h.staff_id = a.staff_id
                   AND h.status = 'held' AND h.expires_at > now() AND h.id <> r.id
-                  AND h.blocked && slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes))
+                  AND h.blocked && slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes)
+                  -- a hold of the slot's own session lowers its seats, never hides it
+                  AND h.session_key IS DISTINCT FROM slotmill_session_key(a.service_id, a.starts_at, v.seats))
       FROM released r, services v
      WHERE a.tenant_id = r.tenant_id AND a.staff_id = r.staff_id
        AND a.held_until IS NOT NULL
@@ -117,8 +120,8 @@ SELECT staff_id
  WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s;
 
 -- name: booking_for_update
-SELECT id, staff_id, service_id, location_id, starts_at, ends_at, status, expires_at,
-       customer_ref, notes, reschedule_count, rescheduled_from, confirmed_at, cancelled_at,
+SELECT id, staff_id, service_id, location_id, starts_at, ends_at, status, expires_at, seats,
+       customer_ref, notes, contact, reschedule_count, rescheduled_from, confirmed_at, cancelled_at,
        status = 'held' AND expires_at <= now() AS lapsed,
        now() AS now
   FROM bookings
@@ -140,24 +143,36 @@ UPDATE bookings b
 -- customer carried over).
 UPDATE bookings
    SET status = 'confirmed', confirmed_at = now(), expires_at = NULL,
-       customer_ref = %(customer_ref)s, notes = %(notes)s,
+       customer_ref = %(customer_ref)s, notes = %(notes)s, contact = %(contact)s,
        reschedule_count = %(reschedule_count)s, rescheduled_from = %(rescheduled_from)s
  WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s AND status = 'held'
-RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, customer_ref, notes,
-          confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
+RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, seats, customer_ref, notes,
+          contact, confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
 
 -- name: remove_blocked_slots
 -- After a confirm: the slots of that staff member (every service) that the booking makes
--- impossible. The recompute the trigger enqueued would remove them too; this makes the
--- confirm visible to readers at once.
+-- impossible, and the seats it takes from its own session's slot. The recompute the
+-- trigger enqueued would do this too (and everything farther: resources of other staff,
+-- limits, travel); this makes the confirm visible to readers at once.
+WITH b AS (
+    SELECT * FROM bookings WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s
+), session AS (
+    UPDATE availability_slots a
+       SET seats_left = a.seats_left - b.seats
+      FROM b
+     WHERE a.tenant_id = b.tenant_id AND a.staff_id = b.staff_id AND a.starts_at = b.starts_at
+       AND a.service_id = b.service_id AND b.session_key LIKE 'g:%%'
+       AND a.seats_left - b.seats > 0  -- else deleted below: never one row twice
+)
 DELETE FROM availability_slots a
- USING bookings b, services v
- WHERE b.tenant_id = %(tenant_id)s AND b.id = %(booking_id)s
-   AND a.tenant_id = b.tenant_id AND a.staff_id = b.staff_id
+ USING b, services v
+ WHERE a.tenant_id = b.tenant_id AND a.staff_id = b.staff_id
    AND a.starts_at > lower(b.blocked) - interval '48 hours'
    AND a.starts_at < upper(b.blocked) + interval '24 hours'
    AND v.tenant_id = a.tenant_id AND v.id = a.service_id
-   AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && b.blocked;
+   AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && b.blocked
+   AND (slotmill_session_key(a.service_id, a.starts_at, v.seats) IS DISTINCT FROM b.session_key
+        OR a.seats_left - b.seats <= 0);
 
 -- name: cancel_booking
 -- Confirmed -> cancelled. The bookings trigger enqueues the recompute that brings the
@@ -165,8 +180,8 @@ DELETE FROM availability_slots a
 UPDATE bookings
    SET status = 'cancelled', cancelled_at = now()
  WHERE tenant_id = %(tenant_id)s AND id = %(booking_id)s AND status = 'confirmed'
-RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, customer_ref, notes,
-          confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
+RETURNING id, staff_id, service_id, location_id, starts_at, ends_at, status, seats, customer_ref, notes,
+          contact, confirmed_at, cancelled_at, reschedule_count, rescheduled_from;
 
 -- name: expire_holds
 -- Retire lapsed holds (a batch at a time). The caller sets slotmill.holds_applied, so the

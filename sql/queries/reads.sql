@@ -10,8 +10,10 @@
 -- optional %(staff_id)s and %(location_id)s filters (NULL: any).
 
 -- name: read_slots
--- Per staff member: {"slots": [{"id", "starts_at", "ends_at", "staff_id", "location_id"}],
--- "next_from"}, plus flags naming what does not exist, for the 404s. At most %(limit)s slots,
+-- Per staff member: {"slots": [{"id", "starts_at", "ends_at", "staff_id", "location_id",
+-- "seats_left"}], "next_from"}, plus flags naming what does not exist, for the 404s.
+-- seats_left: the session's seats minus its confirmed and live held bookings' (1 for a
+-- one-seat service); a slot with none left is not shown. At most %(limit)s slots,
 -- cut between two starts (a start's slots are never split; the first start always comes
 -- whole, so a client paging with next_from always advances); next_from is the first start
 -- left out, or null. Index: availability_slots_read.
@@ -20,7 +22,7 @@ WITH t AS (
       FROM tenants
      WHERE slug = %(slug)s
 ), v AS (
-    SELECT v.min_notice_minutes, v.max_advance_days
+    SELECT v.min_notice_minutes, v.max_advance_days, v.seats
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), win AS (
@@ -44,31 +46,41 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
                        'starts_at', slotmill_instant(p.starts_at),
                        'ends_at', slotmill_instant(p.ends_at),
                        'staff_id', p.staff_id,
-                       'location_id', p.location_id) ORDER BY p.starts_at, p.staff_id) FILTER (WHERE p.kept), '[]'::json),
+                       'location_id', p.location_id,
+                       'seats_left', p.seats_visible) ORDER BY p.starts_at, p.staff_id) FILTER (WHERE p.kept), '[]'::json),
                    'next_from', slotmill_instant(min(p.starts_at) FILTER (WHERE NOT p.kept)))::text
-          FROM (SELECT a.*,
+          FROM (SELECT s.*,
                        -- slots starting at or before this one's start: a page keeps whole starts
-                       count(*) OVER (ORDER BY a.starts_at) <= %(limit)s
-                       OR a.starts_at = min(a.starts_at) OVER () AS kept
-                  FROM win
-                  JOIN availability_slots a
-                    ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
-                   AND a.starts_at >= win.lo AND a.starts_at < win.hi
-                 WHERE (a.held_until IS NULL OR a.held_until <= now())
-                   AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
-                   AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)) p) AS body;
+                       count(*) OVER (ORDER BY s.starts_at) <= %(limit)s
+                       OR s.starts_at = min(s.starts_at) OVER () AS kept
+                  FROM (SELECT a.*, a.seats_left - slotmill_held_seats(a.tenant_id, a.staff_id, a.service_id, a.starts_at, v.seats)
+                                    AS seats_visible
+                          FROM win
+                         CROSS JOIN v
+                          JOIN availability_slots a
+                            ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
+                           AND a.starts_at >= win.lo AND a.starts_at < win.hi
+                         WHERE (a.held_until IS NULL OR a.held_until <= now())
+                           AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
+                           AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)) s
+                 -- a group session whose seats are all held is hidden
+                 WHERE s.seats_visible > 0) p) AS body;
 
 -- name: read_slots_by_time
 -- Any staff (group=time): {"slots": [{"starts_at", "ends_at", "capacity", "candidates"}],
 -- "next_from"}: at most %(limit)s starts, next_from the first start left out, or null.
 -- candidates: the first %(candidates)s staff ids with a visible slot at that start, by
 -- priority, then fewest confirmed bookings that local day (the staff member's zone), then id.
+-- capacity: the bookings that could still be made at that start, summed over locations:
+-- the smaller of the staff there and what the resources allow (resource_free; an upper
+-- bound where location-less resources are shared, the hold judging), or for a group
+-- service the visible seats.
 WITH t AS (
     SELECT id, timezone, horizon_days, settings
       FROM tenants
      WHERE slug = %(slug)s
 ), v AS (
-    SELECT v.min_notice_minutes, v.max_advance_days
+    SELECT v.min_notice_minutes, v.max_advance_days, v.seats
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), win AS (
@@ -96,11 +108,12 @@ WITH t AS (
         ON b.tenant_id = (SELECT id FROM t) AND b.staff_id = c.id AND b.status = 'confirmed'
        AND b.starts_at >= win.lo - interval '48 hours' AND b.starts_at < win.hi + interval '48 hours'
      GROUP BY 1, 2
-), grouped AS (
-    -- One service: every slot at a start has the same end.
-    SELECT a.starts_at, min(a.ends_at) AS ends_at, count(*) AS capacity,
-           (array_agg(a.staff_id ORDER BY c.priority, coalesce(k.n, 0), a.staff_id))[1:%(candidates)s::int] AS candidates
+), visible AS (
+    SELECT a.starts_at, a.ends_at, a.staff_id, a.location_id, a.resource_free, c.priority,
+           coalesce(k.n, 0) AS booked_that_day,
+           a.seats_left - slotmill_held_seats(a.tenant_id, a.staff_id, a.service_id, a.starts_at, v.seats) AS seats
       FROM win
+     CROSS JOIN v
       JOIN availability_slots a
         ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
        AND a.starts_at >= win.lo AND a.starts_at < win.hi
@@ -108,7 +121,23 @@ WITH t AS (
       LEFT JOIN booked k ON k.staff_id = a.staff_id AND k.day = (a.starts_at AT TIME ZONE c.zone)::date
      WHERE (a.held_until IS NULL OR a.held_until <= now())
        AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)
-     GROUP BY a.starts_at
+), per_location AS (
+    -- capacity at one location: the staff who can take it, as far as the resources allow
+    -- (resource_free is the same for every staff member there); a group service: seats
+    SELECT x.starts_at, x.location_id,
+           CASE WHEN (SELECT seats FROM v) > 1 THEN sum(x.seats)
+                ELSE least(count(*), coalesce(max(x.resource_free), count(*))) END AS capacity
+      FROM visible x
+     WHERE x.seats > 0
+     GROUP BY x.starts_at, x.location_id
+), grouped AS (
+    -- One service: every slot at a start has the same end.
+    SELECT x.starts_at, min(x.ends_at) AS ends_at,
+           (SELECT sum(l.capacity) FROM per_location l WHERE l.starts_at = x.starts_at) AS capacity,
+           (array_agg(x.staff_id ORDER BY x.priority, x.booked_that_day, x.staff_id))[1:%(candidates)s::int] AS candidates
+      FROM visible x
+     WHERE x.seats > 0
+     GROUP BY x.starts_at
 )
 SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        NOT EXISTS (SELECT FROM v) AS no_service,
