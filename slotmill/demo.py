@@ -1,4 +1,8 @@
-"""The demo tenant: a small hair-and-beauty salon with two locations in two zones.
+"""The demo tenant: a small hair-and-beauty salon with three locations in two zones.
+
+It shows every rule: split shifts, overrides, holidays, time off, calendar busy times,
+buffers, a group workshop sold by the seat, a treatment room two stylists share, a daily
+booking limit, and travel time between the two London branches.
 
 Dates are relative to today so the demo always has a live week to look at. Ids are not:
 every named row's id is a uuid5 of its kind and name, so the staff, service and location ids
@@ -80,7 +84,16 @@ def reset_demo(conn: Conn, *, today: date | None = None) -> ResetResult:
     t = UUID(str(row[0]))
     # Children first: bookings point at staff and services without a cascade; deleting staff
     # cascades to their links, templates, overrides, own holidays, time off and busy times.
-    for table in ("bookings", "idempotency_keys", "availability_slots", "holidays", "staff", "services", "locations"):
+    for table in (
+        "bookings",  # and, by cascade, the resources they hold
+        "idempotency_keys",
+        "availability_slots",
+        "holidays",
+        "staff",
+        "services",
+        "resources",
+        "locations",  # and, by cascade, the travel times between them
+    ):
         conn.execute(sql.SQL("DELETE FROM {} WHERE tenant_id = %s").format(sql.Identifier(table)), (t,))
     keys = conn.execute("SELECT count(*) FROM api_keys WHERE tenant_id = %s AND revoked_at IS NULL", (t,)).fetchone()
     _load_contents(conn, t, today)
@@ -100,6 +113,7 @@ def _load_contents(conn: Conn, t: UUID, today: date | None) -> None:
         return seed.service(conn, t, name, duration, id=demo_id("service", name), **kw)
 
     london = location("Fern & Finch, Shoreditch")
+    camden = location("Fern & Finch, Camden")
     brooklyn = location("Fern & Finch, Brooklyn", timezone="America/New_York")
 
     ava = staff("Ava Clarke", location_id=london, priority=10)
@@ -112,15 +126,39 @@ def _load_contents(conn: Conn, t: UUID, today: date | None) -> None:
     colour = service("Colour", 120, before=15, after=15, interval=30, staff_ids=[ava, chloe, emi])
     beard = service("Beard trim", 20, interval=10, min_notice=120, staff_ids=[ben, diego])
     service("Consultation", 15, interval=15, max_advance_days=14, staff_ids=[ava, diego])
+    # A group workshop sold by the seat: Ben teaches it on Saturday afternoons.
+    workshop = service("Styling workshop", 90, staff_ids=[ben])
+    # A scalp treatment needs the one treatment room Ava and Chloé share.
+    scalp = service("Scalp treatment", 45, after=15, interval=15, staff_ids=[ava, chloe])
+    conn.execute("UPDATE services SET seats = 8 WHERE id = %s", (workshop,))
+    conn.execute(
+        "INSERT INTO resources (tenant_id, id, location_id, kind, name) VALUES (%s, %s, %s, 'treatment room', %s)",
+        (t, demo_id("resource", "Treatment room"), london, "Treatment room"),
+    )
+    conn.execute(
+        "INSERT INTO service_resources (tenant_id, id, service_id, kind) VALUES (%s, %s, %s, 'treatment room')",
+        (t, demo_id("service_resource", "Scalp treatment: treatment room"), scalp),
+    )
+    # Ava takes at most six bookings a day.
+    conn.execute("UPDATE staff SET max_bookings_per_day = 6 WHERE id = %s", (ava,))
+    # Shoreditch and Camden are 30 minutes apart either way.
+    for a, b, name in ((london, camden, "Shoreditch to Camden"), (camden, london, "Camden to Shoreditch")):
+        conn.execute(
+            "INSERT INTO location_travel (tenant_id, id, from_location_id, to_location_id, minutes)"
+            " VALUES (%s, %s, %s, %s, 30)",
+            (t, demo_id("travel", name), a, b),
+        )
 
     # Ava: weekdays with a lunch break (a split shift).
     seed.template(conn, t, ava, [1, 2, 3, 4, 5], "09:00", "13:00")
     seed.template(conn, t, ava, [1, 2, 3, 4, 5], "14:00", "18:00")
-    # Ben: Tuesday to Saturday, long days.
-    seed.template(conn, t, ben, [2, 3, 4, 5, 6], "10:00", "19:00")
-    # Chloé: late shifts, and a Thursday that runs to 22:00.
+    # Ben: Tuesday to Friday, long days; Saturday mornings, and his workshop at 16:00.
+    seed.template(conn, t, ben, [2, 3, 4, 5], "10:00", "19:00")
+    seed.template(conn, t, ben, [6], "10:00", "14:00")
+    seed.template(conn, t, ben, [6], "16:00", "17:30")
+    # Chloé: late shifts in Shoreditch, and a Thursday in Camden that runs to 22:00.
     seed.template(conn, t, chloe, [1, 3, 5], "12:00", "20:00")
-    seed.template(conn, t, chloe, [4], "12:00", "22:00")
+    seed.template(conn, t, chloe, [4], "12:00", "22:00", location_id=camden)
     # Diego (New York): weekdays.
     seed.template(conn, t, diego, [1, 2, 3, 4, 5], "09:00", "17:00")
     # Emi (New York): Wednesday and weekends.
@@ -196,3 +234,37 @@ def _load_contents(conn: Conn, t: UUID, today: date | None) -> None:
                 )
         except psycopg.errors.ExclusionViolation:
             pass  # cannot happen on a fresh tenant; a booking on a day off is harmless
+
+    # Three seats of Saturday's workshop are sold; Ava has the treatment room booked.
+    workshop_start = _at(sat, 16, 0, "Europe/London")
+    seed.booking(
+        conn,
+        t,
+        ben,
+        workshop,
+        workshop_start,
+        workshop_start + timedelta(minutes=90),
+        customer_ref="cust-1007",
+        id=demo_id("booking", "cust-1007"),
+    )
+    conn.execute("UPDATE bookings SET seats = 3 WHERE id = %s", (demo_id("booking", "cust-1007"),))
+    scalp_day = today + timedelta(days=2)
+    while scalp_day.isoweekday() > 5:  # Ava works weekdays
+        scalp_day += timedelta(days=1)
+    scalp_start = _at(scalp_day, 11, 0, "Europe/London")
+    with conn.transaction():
+        seed.booking(
+            conn,
+            t,
+            ava,
+            scalp,
+            scalp_start,
+            scalp_start + timedelta(minutes=45),
+            customer_ref="cust-1008",
+            location_id=london,
+            id=demo_id("booking", "cust-1008"),
+        )
+        conn.execute(
+            "INSERT INTO booking_resources (tenant_id, booking_id, resource_id) VALUES (%s, %s, %s)",
+            (t, demo_id("booking", "cust-1008"), demo_id("resource", "Treatment room")),
+        )
