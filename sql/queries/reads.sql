@@ -4,6 +4,10 @@
 -- (slotmill_read_window, slotmill_bookable_from/until, held_until) are SQL functions of
 -- the schema (sql/schema.sql), defined once.
 --
+-- Besides the body, each read answers the tenant's version and until when its answer holds
+-- with no write at all (slotmill_kept_until): the API keeps answers and serves them again
+-- while the version is unchanged and valid_until is ahead (api/readcache.py).
+--
 -- Parameters shared by the reads: %(slug)s, %(service_id)s; the range as either instants
 -- (%(from_at)s, %(to_at)s: starts in [from_at, to_at)) or local dates (%(from_date)s,
 -- %(to_date)s, both inclusive, in %(tz)s else the tenant's zone) with the other pair NULL;
@@ -26,7 +30,15 @@ WITH t AS (
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), win AS (
-    SELECT w.lo, w.hi
+    SELECT w.lo, w.hi,
+           -- what the window was asked for, and where notice and advance cut it now: the
+           -- answer's valid_until is when those cuts move past a slot (see kept_until)
+           coalesce(%(from_at)s::timestamptz,
+                    %(from_date)s::date::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)) AS asked_lo,
+           coalesce(%(to_at)s::timestamptz,
+                    (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)) AS asked_hi,
+           slotmill_bookable_from(t.settings, v.min_notice_minutes) AS bookable_from,
+           slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days) AS bookable_until
       FROM t, v,
            slotmill_read_window(t.settings, t.horizon_days, v.min_notice_minutes, v.max_advance_days,
                                 coalesce(%(tz)s::text, t.timezone), %(from_at)s::timestamptz,
@@ -64,7 +76,12 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
                            AND (%(staff_id)s::uuid IS NULL OR a.staff_id = %(staff_id)s::uuid)
                            AND (%(location_id)s::uuid IS NULL OR a.location_id = %(location_id)s::uuid)) s
                  -- a group session whose seats are all held is hidden
-                 WHERE s.seats_visible > 0) p) AS body;
+                 WHERE s.seats_visible > 0) p) AS body,
+       (SELECT id FROM t) AS tenant_id,
+       slotmill_tenant_version((SELECT id FROM t)) AS version,
+       (SELECT slotmill_kept_until(t.id, %(service_id)s, win.lo, win.hi, win.asked_lo, win.asked_hi,
+                                   win.bookable_from, win.bookable_until)
+          FROM t, win) AS valid_until;
 
 -- name: read_slots_by_time
 -- Any staff (group=time): {"slots": [{"starts_at", "ends_at", "capacity", "candidates"}],
@@ -84,7 +101,15 @@ WITH t AS (
       FROM t JOIN services v ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
 ), win AS (
-    SELECT w.lo, w.hi
+    SELECT w.lo, w.hi,
+           -- what the window was asked for, and where notice and advance cut it now: the
+           -- answer's valid_until is when those cuts move past a slot (see kept_until)
+           coalesce(%(from_at)s::timestamptz,
+                    %(from_date)s::date::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)) AS asked_lo,
+           coalesce(%(to_at)s::timestamptz,
+                    (%(to_date)s::date + 1)::timestamp AT TIME ZONE coalesce(%(tz)s::text, t.timezone)) AS asked_hi,
+           slotmill_bookable_from(t.settings, v.min_notice_minutes) AS bookable_from,
+           slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days) AS bookable_until
       FROM t, v,
            slotmill_read_window(t.settings, t.horizon_days, v.min_notice_minutes, v.max_advance_days,
                                 coalesce(%(tz)s::text, t.timezone), %(from_at)s::timestamptz,
@@ -154,4 +179,9 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
                        'capacity', g.capacity,
                        'candidates', g.candidates) ORDER BY g.starts_at) FILTER (WHERE g.n <= %(limit)s), '[]'::json),
                    'next_from', slotmill_instant(min(g.starts_at) FILTER (WHERE g.n > %(limit)s)))::text
-          FROM (SELECT grouped.*, row_number() OVER (ORDER BY grouped.starts_at) AS n FROM grouped) g) AS body;
+          FROM (SELECT grouped.*, row_number() OVER (ORDER BY grouped.starts_at) AS n FROM grouped) g) AS body,
+       (SELECT id FROM t) AS tenant_id,
+       slotmill_tenant_version((SELECT id FROM t)) AS version,
+       (SELECT slotmill_kept_until(t.id, %(service_id)s, win.lo, win.hi, win.asked_lo, win.asked_hi,
+                                   win.bookable_from, win.bookable_until)
+          FROM t, win) AS valid_until;
