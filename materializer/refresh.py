@@ -278,6 +278,7 @@ def recompute_in_transaction(
         conn.execute(Q["create_stage"])
         total = copy_slots(conn, tenant.id, runs, statement="copy_stage")
         conn.execute(Q["analyze_stage"])
+        conn.execute(Q["no_nested_loops"])
         deleted = conn.execute(Q["diff_delete"], window).rowcount
         written = conn.execute(Q["diff_insert"]).rowcount
     return WindowResult(len(done), written, deleted, lo, hi, total, failed=failed, deferred=deferred)

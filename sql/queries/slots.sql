@@ -55,6 +55,13 @@ COPY slot_stage (tenant_id, id, staff_id, service_id, location_id, starts_at, en
 -- planned as nested loops over a table assumed tiny.
 ANALYZE slot_stage;
 
+-- name: no_nested_loops
+-- The diff compares two sets of tens of thousands of rows: a nested loop is never the right
+-- plan, and a planner without statistics for availability_slots (a refresh right after the
+-- first, before autovacuum has analyzed it) chose one that ran for minutes. For this
+-- transaction only.
+SET LOCAL enable_nestloop = off;
+
 -- name: diff_delete
 -- Rows of the window that the new computation does not contain exactly.
 DELETE FROM availability_slots a
