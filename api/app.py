@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, home, host, public
+from slotmill.api import admin, admin_console, admin_day, admin_tenants, admin_usage, catalog, home, host, public
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -198,6 +198,9 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         *host.routes,
         *catalog.routes,
         *admin.routes,
+        *admin_tenants.routes,
+        *admin_day.routes,
+        *admin_usage.routes,
         *home.routes,
     ]
     if settings.demo_mode:
@@ -206,6 +209,8 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         routes.extend(demo.routes)
     if WIDGET_DIR.is_dir():
         routes.append(Mount("/widget", app=StaticFiles(directory=WIDGET_DIR, html=True), name="widget"))
+    if admin_console.ADMIN_UI_DIR.is_dir():
+        routes.append(admin_console.mount())
     return routes
 
 

@@ -10,20 +10,25 @@ these functions; nothing else decides what a slot is. One module per idea:
 - ``capacity``: group sessions and seats, resources, booking limits, travel;
 - ``grid``: candidates on each window's grid, kept when free and within capacity, marked
   under live holds;
-- ``explain``: every reason a start is or is not offered.
+- ``explain``: every reason a start is or is not offered;
+- ``day``: one staff member's day with the intermediate results of all of the above.
 """
 
+from slotmill.materializer.engine.day import DayView, day_view, wall_spans
 from slotmill.materializer.engine.explain import explain
 from slotmill.materializer.engine.grid import SlotRun, compute_slots, generate_slots, slot_runs
 from slotmill.materializer.engine.windows import merged_windows
 from slotmill.materializer.engine.zones import local_date_of
 
 __all__ = [
+    "DayView",
     "SlotRun",
     "compute_slots",
+    "day_view",
     "explain",
     "generate_slots",
     "local_date_of",
     "merged_windows",
     "slot_runs",
+    "wall_spans",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from uuid import UUID
 
@@ -115,6 +116,7 @@ def explain(
     horizon_end: int,
     first: date,
     last: date,
+    windows: Sequence[Window] | None = None,
 ) -> Explanation:
     """Why a slot at ``starts_at`` is or is not offered: every reason that applies.
 
@@ -125,6 +127,9 @@ def explain(
     A holiday implies the start lies outside working hours, so only ``holiday`` is said.
     ``in_past`` implies ``min_notice``, so only ``in_past`` is said. When nothing applies
     the single reason is ``available``, naming the slot's location and end.
+
+    ``windows``, when given, must be ``merged_windows(schedule, first, last)``: a caller that
+    explains many starts of one schedule (the console's day view) computes them once.
     """
     duration_s, step_s, before_s, after_s = service_params(service)
     t = starts_at
@@ -155,9 +160,9 @@ def explain(
             Reason(ReasonCode.HOLIDAY, f"{day.isoformat()} ({schedule.zone}) is a holiday: {names}")
         )
     else:
-        fitting = [
-            w for w in merged_windows(schedule, first, last) if w.start <= t and end <= w.end
-        ]
+        if windows is None:
+            windows = merged_windows(schedule, first, last)
+        fitting = [w for w in windows if w.start <= t and end <= w.end]
         on_grid = [
             w for w in fitting if t >= (o := grid_origin(w.start, w.end, step_s)) and (t - o) % step_s == 0
         ]
