@@ -112,6 +112,10 @@ class BookingRefOut(_Out):
 
 
 class BusyOut(Span):
+    """A range of the busy set as the engine loaded it: a booking's blocked range; time off
+    or a busy time reaching far beyond the day is cut 3 days from it (nothing it can block
+    changes)."""
+
     kind: Literal["time_off", "busy", "booked"]
     id: str = Field(description="The time_off, busy_times or bookings row.")
     label: str | None = Field(description="Time off: its reason; busy time: source and external id.")

@@ -367,6 +367,7 @@ def test_without_the_key_nothing_is_shown_and_nothing_is_fetched(browser: Browse
     # The key stops working (rotated on the server, say): the next call gets a 401, and the
     # console forgets the key and everything it showed.
     page.evaluate("sessionStorage.setItem('slotmill.adminKey', 'rotated-away')")
+    page.click("#day-form button[type=submit]")
     page.wait_for_selector("#login:not([hidden])", timeout=SETTLE_S * 1000)
     assert page.evaluate("sessionStorage.getItem('slotmill.adminKey')") is None
     assert page.inner_text("#status-list") == "" and page.locator("#timeline svg").count() == 0
