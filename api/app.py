@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +30,8 @@ from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
 from slotmill.api.middleware import RequestContextMiddleware
 from slotmill.api.models import Ok, Ready
 from slotmill.api.openapi import openapi_document
-from slotmill.api.ratelimit import RateLimiter, TrustedProxies
+from slotmill.api.ratelimit import RateLimiter, SharedLimits, TrustedProxies
+from slotmill.api.replicas import ReadRouter
 from slotmill.api.routing import Reply, route
 from slotmill.config import Settings, get_settings
 from slotmill.materializer.model import RuleError
@@ -70,6 +73,7 @@ async def readyz(request: Request) -> Response:
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
         ) from None
     have = row[0] if row else None
+    reads: ReadRouter | None = getattr(request.app.state, "reads", None)
     # Behind is not ready; ahead is: migrations are forward-only and additive, so during an
     # upgrade the old processes keep serving (and stay in the load balancer) once the new
     # version has migrated.
@@ -80,7 +84,10 @@ async def readyz(request: Request) -> Response:
             "Schema not current",
             f"database schema version {have}, this build needs {want}: run `slotmill migrate`",
         )
-    return JSONResponse({"ok": True, "schema_version": have})
+    # Replicas are reported, never a reason to be unready: a replica that is down or behind
+    # only sends its reads to the primary, and taking every API process out of the load
+    # balancer for it would turn a slower read into an outage.
+    return JSONResponse({"ok": True, "schema_version": have, "replicas": reads.status() if reads else []})
 
 
 async def openapi_json(request: Request) -> Response:
@@ -216,10 +223,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pools = await open_pools(settings)
         app.state.pool = pools.pool
         app.state.sync_pool = pools.sync_pool
+        app.state.reads = pools.reads
         app.state.database_url = pools.url
+        # Made here: the Redis client belongs to the event loop that serves.
+        shared = SharedLimits.from_settings(settings)
+        app.state.shared_limits = shared
+        monitor = asyncio.create_task(pools.reads.monitor()) if pools.reads.replicas else None
         try:
             yield
         finally:
+            if monitor is not None:
+                monitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await monitor
+            if shared is not None:
+                await shared.close()
             await pools.close()
 
     app = Starlette(
@@ -239,7 +257,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.metrics = METRICS
-    # In memory, per process (see api/ratelimit.py); 0 disables a limit.
+    # In memory, per process; with SLOTMILL_RATE_LIMIT_STORAGE the shared store counts
+    # instead, and these take over while it is down (api/ratelimit.py). 0 disables a limit.
     app.state.read_limiter = RateLimiter(settings.rate_limit_reads)
     app.state.hold_limiter = RateLimiter(settings.rate_limit_holds)
     app.state.trusted_proxies = TrustedProxies.from_settings(settings)

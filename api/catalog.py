@@ -8,9 +8,7 @@ handler passes the text through; ``CatalogOut`` (api/models.py) documents it.
 
 from __future__ import annotations
 
-from typing import Any
-
-from psycopg_pool import AsyncConnectionPool
+from psycopg.rows import tuple_row
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -18,6 +16,7 @@ from starlette.routing import BaseRoute
 from slotmill.api.errors import not_found
 from slotmill.api.models import CatalogOut, TenantPath, tenant_slug
 from slotmill.api.ratelimit import rate_limit
+from slotmill.api.replicas import ReadRouter, request_token
 from slotmill.api.routing import Header, Reply, route
 from slotmill.sql import owned_by
 
@@ -29,13 +28,12 @@ CACHE_CONTROL = "public, max-age=60"
 
 
 async def read_catalog(request: Request) -> Response:
-    rate_limit(request, "reads")
+    await rate_limit(request, "reads")
     state = request.app.state
     slug = tenant_slug(request.path_params["slug"])
-    pool: AsyncConnectionPool[Any] = state.pool
-    async with pool.connection() as conn:
-        cur = await conn.execute(Q["read_catalog"], {"slug": slug})
-        row = await cur.fetchone()
+    # A replica's answer when there is one (api/replicas.py), like the slot reads.
+    reads: ReadRouter = state.reads
+    row = await reads.fetch_one(Q["read_catalog"], {"slug": slug}, token=request_token(request), row_factory=tuple_row)
     if row is None:
         raise not_found("tenant", f"no tenant {slug!r}")
     return Response(row[0], media_type="application/json", headers={"Cache-Control": CACHE_CONTROL})

@@ -73,7 +73,7 @@ def _confirm(pool: ConnectionPool, slug: str, hold_id: UUID, name: str) -> dict[
 async def confirm_for_demo(request: Request) -> Response:
     state = request.app.state
     # A public write, like a hold: the same per-address budget.
-    rate_limit(request, "holds")
+    await rate_limit(request, "holds")
     slug = tenant_slug(request.path_params["slug"])
     hold_id = parse_uuid(request.path_params["hold_id"], "path.hold_id")
     req = parse_model(DemoConfirmIn, parse_json_object(await request.body()), "body")

@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "SLOTMILL_DATABASE_URL")
     )
+    # Streaming replicas for slot reads and the catalog (docs/operations.md, "Read replicas"):
+    # one or more URLs separated by whitespace. Holds, host and admin calls stay on the primary.
+    read_database_url: str | None = None
+    # A read carrying a consistency token waits this long for a replica to replay it before
+    # it is served by the primary instead.
+    read_consistency_wait_ms: int = 100
+    # A replica further behind than this serves no reads until it catches up.
+    read_max_lag_seconds: float = 30.0
     # Where the embedded PostgreSQL keeps its data when no DATABASE_URL is set.
     home: Path = Path(".slotmill")
     admin_key: str | None = None
@@ -34,10 +42,16 @@ class Settings(BaseSettings):
     api_workers: int = 1
     pool_min_size: int = 4
     pool_max_size: int = 16
+    # The API's database URLs lead to PgBouncer in transaction mode: no startup options (set
+    # statement_timeout on the role instead). The API keeps no other session state.
+    api_pgbouncer: bool = False
 
     # Per client address, per minute (SPEC §9).
     rate_limit_reads: int = 120
     rate_limit_holds: int = 10
+    # Where the counts live: "memory" (per process) or a redis:// URL shared by every API
+    # process (api/ratelimit.py).
+    rate_limit_storage: str = "memory"
     # Proxies in front of the API (IPs or CIDRs, comma-separated) whose X-Forwarded-For
     # entries are believed; the client is the rightmost hop that is not one of them.
     trusted_proxies: str = ""
@@ -63,6 +77,17 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+    @property
+    def read_database_urls(self) -> list[str]:
+        """The replicas' URLs; a libpq key=value string (it has spaces) counts as one."""
+        text = (self.read_database_url or "").strip()
+        if not text:
+            return []
+        if "://" not in text.split(None, 1)[0]:
+            return [text]
+        return text.split()
+
+
 @cache
 def get_settings() -> Settings:
     return Settings()
@@ -72,3 +97,12 @@ def timeout_options(ms: int) -> str:
     """libpq ``options`` that set the session's statement_timeout (empty when 0). Behind
     PgBouncer in transaction mode set it on the database role instead (docs/operations.md)."""
     return f"-c statement_timeout={ms}" if ms > 0 else ""
+
+
+def api_connect_options(settings: Settings) -> dict[str, str]:
+    """Startup parameters of the API's connections. PgBouncer refuses ``options`` (it
+    cannot give each client its own server session settings), so behind it there are none."""
+    if settings.api_pgbouncer:
+        return {}
+    options = timeout_options(settings.api_statement_timeout_ms)
+    return {"options": options} if options else {}
