@@ -1153,12 +1153,13 @@ CREATE TABLE job_ticks (
 CREATE TABLE api_keys (
     tenant_id    uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     id           uuid NOT NULL DEFAULT gen_random_uuid(),
-    -- unique: its index authenticates a request by the hash alone
-    key_hash     text NOT NULL UNIQUE,
+    key_hash     text NOT NULL,
     prefix       text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     revoked_at   timestamptz,
-    PRIMARY KEY (tenant_id, id)
+    PRIMARY KEY (tenant_id, id),
+    -- its index authenticates a request by tenant and hash (0013: tenant first, like every key)
+    UNIQUE (tenant_id, key_hash)
 );
 
 -- Idempotent host calls: the first response of a key is replayed for the same body.
