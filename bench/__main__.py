@@ -2,7 +2,9 @@
 
 Order: generate the main tenant; the engine alone; full refresh; on demand vs materialized;
 then with `slotmill api` running: read latency, read throughput, holds; then with
-`slotmill worker` running: commit-to-visible; last, full refreshes of the larger tenants.
+`slotmill worker` running: commit-to-visible; then read throughput with 1, 2, 4 API
+processes and a replica (a primary + replica pair of its own); last, full refreshes of the
+larger tenants.
 A measurement that cannot run (its part of the project is not there yet, or it failed)
 gives a "not measured: <why>" row, never a number.
 """
@@ -29,6 +31,7 @@ from bench import (
     on_demand,
     read_latency,
     read_throughput,
+    scale_out,
 )
 from bench.common import Plan, Row
 from bench.db import machine_info, open_bench_database
@@ -225,6 +228,19 @@ def run(args: argparse.Namespace) -> int:
                 traceback.print_exc()
                 if "freshness" not in {r.key for r in runner.rows}:
                     runner.skip("freshness", *WORKER_ROW, f"slotmill worker failed: {str(e)[:300]}")
+
+        scale_rows = {k: (what, scale_out.TARGET) for k, what in scale_out.ROWS.items()}
+        why_scale = api_missing() or scale_out.missing()
+        if why_scale:
+            runner.fill(scale_rows, why_scale)
+        else:
+            runner.attempt(
+                "scale_reads_1proc",
+                "read throughput with 1, 2, 4 API processes and a replica",
+                scale_out.TARGET,
+                lambda: scale_out.measure(plan, gen, logs),
+            )
+            runner.fill(scale_rows, "failed with the other scale-out rows (see scale_reads_1proc)")
 
         for n in plan.staff_sizes[1:]:
             with psycopg.connect(db.url) as conn:

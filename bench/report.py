@@ -20,6 +20,10 @@ ROW_KEYS_FIXED = (
     "holds_one_slot",
     "holds_throughput",
     "read_throughput",
+    "scale_reads_1proc",
+    "scale_reads_2proc",
+    "scale_reads_4proc",
+    "scale_reads_replica",
 )
 
 
@@ -46,6 +50,13 @@ METHOD = """\
   the live bookings over the slot's range are counted. Throughput: slots whose blocked
   ranges are pairwise disjoint, so each hold could succeed; only 201 answers count.
 - Read throughput: concurrency stepped up; the best req/s whose p99 stays under 25 ms.
+- Scale-out (SPEC §16): a primary + streaming replica pair of the run's own (initdb,
+  pg_basebackup -R; fsync off), the main dataset on it; the throughput read at the latency
+  comparison's concurrency with `slotmill api --workers 1`, `2` and `4` on the primary, then
+  one process with `SLOTMILL_READ_DATABASE_URL` naming the replica (its `/metrics` counts
+  who answered). Ratio: req/s against one process. Two cores hold the database, the
+  replica, the API processes and the load generator: these rows show the cost of more
+  processes and of a replica, and that reads go where they should; not scale.
 """
 
 
