@@ -186,7 +186,7 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
             "/metrics",
             metrics_endpoint,
             "GET",
-            summary="Prometheus metrics of this process",
+            summary="Prometheus metrics of this API instance (all its worker processes)",
             tag="probes",
             responses={200: Reply(str, media_type="text/plain")},
             name="metrics",

@@ -154,14 +154,8 @@ class SharedLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SharedLimits | None:
-        storage = settings.rate_limit_storage.strip()
-        if storage in ("", "memory", "memory://"):
-            return None
-        if not storage.startswith(("redis://", "rediss://", "redis+unix://")):
-            raise ValueError(
-                f"SLOTMILL_RATE_LIMIT_STORAGE: 'memory' or a redis://, rediss:// or redis+unix:// URL, got {storage!r}"
-            )
-        return cls(storage)
+        # Settings checked the form: "memory", or a Redis URL.
+        return None if settings.rate_limit_storage == "memory" else cls(settings.rate_limit_storage)
 
 
 class TrustedProxies:

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     api_statement_timeout_ms: int = 15_000
     worker_statement_timeout_ms: int = 300_000
 
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("", "memory", "memory://"):
+            return "memory"
+        if not value.startswith(("redis://", "rediss://", "redis+unix://")):
+            raise ValueError("'memory', or a redis://, rediss:// or redis+unix:// URL")
+        return value
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

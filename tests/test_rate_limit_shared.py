@@ -10,6 +10,7 @@ own (X-Forwarded-For from a trusted peer), so runs sharing a Redis never meet.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +26,7 @@ import redis
 
 from tests.pgcluster import free_port
 from tests.processes import api_process, stop
-from tests.test_api_support import World, world
+from tests.test_api_support import World, run, world
 
 __all__ = ["world"]
 
@@ -124,3 +125,14 @@ def test_a_store_that_is_down_fails_open_with_a_warning(world: World, tmp_path: 
             assert codes == [200] * 8
             for p in (a, b):
                 assert "rate limit store unavailable" in p.output()
+
+
+def test_an_unreachable_store_falls_back_to_each_process_limit(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    async def body(c: httpx.AsyncClient) -> list[int]:
+        return [(await c.get("/v1/tenants/acme/catalog")).status_code for _ in range(3)]
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="slotmill.api"):
+        codes = run(world.url, body, rate_limit_reads=2, rate_limit_storage=dead)
+    assert codes == [200, 200, 429]  # the in-memory limit took over; nothing failed
+    assert "rate limit store unavailable" in caplog.text
