@@ -24,7 +24,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,6 +43,7 @@ log = logging.getLogger("slotmill.api")
 Q = owned_by(__name__)
 
 Row = TypeVar("Row")
+T = TypeVar("T")
 
 HEADER = "Slotmill-Consistency"
 QUERY_PARAM = "consistency"
@@ -194,6 +195,29 @@ class ReadRouter:
     # (monotonic time, primary WAL position) at each probe, oldest first.
     _history: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
+    async def run(self, read: Callable[[AsyncConnection[Any]], Awaitable[T]], *, token: int | None = None) -> T:
+        """``read(conn)`` on a usable replica that has replayed ``token``, else on the
+        primary. ``read`` must only read: it may run twice (a replica that fails mid-way)."""
+        replica = self._pick()
+        served_by = "primary"
+        if replica is not None:
+            try:
+                async with replica.pool.connection(timeout=REPLICA_ACQUIRE_S) as conn:
+                    if token is None or await self._replayed(conn, token):
+                        out = await read(conn)
+                        READS.labels("replica").inc()
+                        return out
+                served_by = "fallback"
+            except (psycopg.OperationalError, PoolTimeout) as e:
+                # Down, restarting, or a query cancelled by a conflict with recovery: the
+                # primary answers this read, and the replica sits out until a good probe.
+                replica.failed(e)
+                served_by = "failover"
+        async with self.primary.connection() as conn:
+            out = await read(conn)
+        READS.labels(served_by).inc()
+        return out
+
     async def fetch_one(
         self,
         query: str,
@@ -202,29 +226,14 @@ class ReadRouter:
         token: int | None = None,
         row_factory: AsyncRowFactory[Row],
     ) -> Row | None:
-        """The first row of ``query`` from a usable replica that has replayed ``token``,
-        else from the primary."""
-        replica = self._pick()
-        served_by = "primary"
-        if replica is not None:
-            try:
-                async with replica.pool.connection(timeout=REPLICA_ACQUIRE_S) as conn:
-                    done, row = await self._on_replica(conn, replica, query, params, token, row_factory)
-                if done:
-                    READS.labels("replica").inc()
-                    return row
-                served_by = "fallback"
-            except (psycopg.OperationalError, PoolTimeout) as e:
-                # Down, restarting, or a query cancelled by a conflict with recovery: the
-                # primary answers this read, and the replica sits out until a good probe.
-                replica.failed(e)
-                served_by = "failover"
-        async with self.primary.connection() as conn:
+        """The first row of one statement, routed as :meth:`run` routes."""
+
+        async def read(conn: AsyncConnection[Any]) -> Row | None:
             cur: AsyncCursor[Row] = conn.cursor(row_factory=row_factory)
             await cur.execute(query, params)
-            row = await cur.fetchone()
-        READS.labels(served_by).inc()
-        return row
+            return await cur.fetchone()
+
+        return await self.run(read, token=token)
 
     def _pick(self) -> Replica | None:
         usable = [r for r in self.replicas if r.usable]
@@ -232,39 +241,21 @@ class ReadRouter:
             return None
         return usable[next(self._turn) % len(usable)]
 
-    async def _on_replica(
-        self,
-        conn: AsyncConnection[Any],
-        replica: Replica,
-        query: str,
-        params: dict[str, Any],
-        token: int | None,
-        row_factory: AsyncRowFactory[Row],
-    ) -> tuple[bool, Row | None]:
-        cur: AsyncCursor[Row] = conn.cursor(row_factory=row_factory)
-        if token is None:
-            await cur.execute(query, params)
-            return True, await cur.fetchone()
-        # The position and the read in one round trip: the read's snapshot is taken after
-        # the position was, so it shows at least everything up to it.
-        async with conn.pipeline():
-            where = await conn.execute(Q["replay_position"])
-            await cur.execute(query, params)
-        pos_row = await where.fetchone()
-        pos = None if pos_row is None or pos_row[0] is None else parse_lsn(str(pos_row[0]))
-        if pos is not None and pos >= token:
-            return True, await cur.fetchone()
-        # Behind the token: wait a little for replay (checking often, then less), else give up.
+    async def _replayed(self, conn: AsyncConnection[Any], token: int) -> bool:
+        """Whether this replica has replayed ``token``, waiting for it a little (checking
+        often, then less); the read that follows on this connection takes its snapshot
+        after the check, so it shows at least everything up to the token."""
         deadline = time.monotonic() + self.wait_s
         pause = 0.002
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, 0.02)
+        while True:
             pos = await _position(conn)
             if pos is not None and pos >= token:
-                await cur.execute(query, params)
-                return True, await cur.fetchone()
-        return False, None
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
 
     # --- probes ---------------------------------------------------------------------------
 

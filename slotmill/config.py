@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # statement_timeout on the role instead). The API keeps no other session state.
     api_pgbouncer: bool = False
 
+    # Slot read answers each API process keeps (megabytes; 0: none). Never stale: each is
+    # checked against the tenant's version before it is served again (api/readcache.py).
+    read_cache_mb: int = 64
+
     # Per client address, per minute (SPEC §9).
     rate_limit_reads: int = 120
     rate_limit_holds: int = 10
