@@ -185,7 +185,7 @@ async def _position(conn: AsyncConnection[Any]) -> int | None:
 
 @dataclass
 class ReadRouter:
-    """Runs a read's one statement on a replica that may answer it, else on the primary."""
+    """Runs a read on a replica that may answer it, else on the primary."""
 
     primary: AsyncConnectionPool[Any]
     replicas: Sequence[Replica] = ()
