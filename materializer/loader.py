@@ -1,6 +1,6 @@
 """Load the rules of a tenant's staff members into engine input, in a few set-based reads.
 
-One pipelined round of seven queries whatever the number of staff members: no per-staff or
+One pipelined round of nine queries whatever the number of staff members: no per-staff or
 per-slot statements.
 """
 
@@ -16,22 +16,38 @@ from zoneinfo import ZoneInfoNotFoundError
 import psycopg
 from psycopg.rows import dict_row
 
-from slotmill.materializer.horizon import MAX_SPAN_S, Horizon, from_epoch, horizon_for, to_epoch, window_dates, zone
+from slotmill.materializer.horizon import (
+    DAY_S,
+    MAX_SPAN_S,
+    Horizon,
+    from_epoch,
+    horizon_for,
+    window_dates,
+    zone,
+)
 from slotmill.materializer.model import (
     BusyKind,
     BusyRange,
     HolidayRule,
     LiveHold,
     OverrideRule,
+    Resource,
+    ResourceUse,
     RuleError,
     ServiceRule,
     StaffSchedule,
     TemplateRule,
+    Travel,
 )
 from slotmill.sql import owned_by
 
 Conn = psycopg.Connection[Any]
 Q = owned_by(__name__)
+
+# Confirmed bookings are read this much further each side than the busy window: a week
+# limit counts the whole local ISO weeks that touch it (6 days either side, a day more for
+# zones), and travel (at most a day) reaches further than a slot's own blocked range.
+BOOKINGS_MARGIN_S = 8 * DAY_S
 
 
 def _check_zone(name: str, owner: str) -> str:
@@ -165,8 +181,10 @@ def load_rules(
     """Rules of ``staff_ids`` (None: all) for computing slots that start in ``[lo, hi)``.
 
     Windows are always built over the whole horizon's dates (see ``window_dates``); busy
-    data is loaded around ``[lo, hi)`` only. ``ignore_booking`` leaves one booking out of the
-    busy set: the confirm-time re-check judges a hold against everything but itself.
+    data is loaded around ``[lo, hi)`` only (confirmed bookings a week further, for the day
+    and week limits). ``ignore_booking`` leaves one booking out of the busy set and of the
+    resources' busy ranges: the confirm-time re-check judges a hold against everything but
+    itself.
     """
     horizon = tenant.horizon(now)
     first, last = window_dates(horizon)
@@ -177,10 +195,22 @@ def load_rules(
         "last_date": last,
         "lo": from_epoch(lo - MAX_SPAN_S),
         "hi": from_epoch(hi + MAX_SPAN_S),
+        "lo_wide": from_epoch(lo - MAX_SPAN_S - BOOKINGS_MARGIN_S),
+        "hi_wide": from_epoch(hi + MAX_SPAN_S + BOOKINGS_MARGIN_S),
         "now": from_epoch(now),
         "ignore_booking": ignore_booking,
     }
-    names = ["load_staff", "load_services", "load_templates", "load_overrides", "load_holidays", "load_busy"]
+    names = [
+        "load_staff",
+        "load_services",
+        "load_templates",
+        "load_overrides",
+        "load_holidays",
+        "load_busy",
+        "load_resources",
+        "load_resource_busy",
+        "load_travel",
+    ]
     results: dict[str, list[dict[str, Any]]] = {}
     cursors = []
     with conn.pipeline():  # one round trip for all of them
@@ -201,6 +231,10 @@ def load_rules(
                 buffer_before_min=r["buffer_before_minutes"],
                 buffer_after_min=r["buffer_after_minutes"],
                 interval_min=r["slot_interval_minutes"],
+                seats=r["seats"],
+                resources=tuple(zip(r["need_kinds"], r["need_quantities"], strict=True)),
+                max_per_day=r["max_bookings_per_day"],
+                max_per_week=r["max_bookings_per_week"],
             ),
             active=r["active"],
             min_notice_minutes=r["min_notice_minutes"],
@@ -257,11 +291,31 @@ def load_rules(
     busy: dict[UUID, list[BusyRange]] = defaultdict(list)
     holds: dict[UUID, list[LiveHold]] = defaultdict(list)
     for r in results["load_busy"]:
-        start, end = to_epoch(r["lo"]), to_epoch(r["hi"])
+        start, end = r["lo"], r["hi"]  # epoch seconds
         if r["kind"] == "held":
-            holds[r["staff_id"]].append(LiveHold(start, end, to_epoch(r["expires_at"]), r["ref"]))
+            holds[r["staff_id"]].append(
+                LiveHold(start, end, r["expires_at"], r["ref"], r["service_id"], r["starts_at"], r["location_id"])
+            )
+        elif r["kind"] == "booked":
+            busy[r["staff_id"]].append(
+                BusyRange(
+                    start,
+                    end,
+                    BusyKind.BOOKED,
+                    r["ref"],
+                    r["service_id"],
+                    r["starts_at"],
+                    r["location_id"],
+                    r["seats"],
+                    r["session_key"] or "",
+                )
+            )
         else:
             busy[r["staff_id"]].append(BusyRange(start, end, BusyKind(r["kind"]), r["ref"]))
+    resources = _resources(results["load_resources"], results["load_resource_busy"])
+    travel = tuple(
+        Travel(r["from_location_id"], r["to_location_id"], r["minutes"]) for r in results["load_travel"]
+    )
 
     staff: dict[UUID, StaffRules] = {}
     for r in results["load_staff"]:
@@ -281,6 +335,10 @@ def load_rules(
             holidays=tuple(tenant_holidays + staff_holidays.get(sid, [])),
             busy=tuple(sorted(busy.get(sid, ()), key=lambda b: (b.start, b.end))),
             holds=tuple(holds.get(sid, ())),
+            max_per_day=r["max_bookings_per_day"],
+            max_per_week=r["max_bookings_per_week"],
+            resources=resources,
+            travel=travel,
         )
         qualified = [s.rule for s in services.values() if s.active and sid in s.staff_ids]
         staff[sid] = StaffRules(
@@ -297,4 +355,17 @@ def load_rules(
         last_date=last,
         services=services,
         staff=staff,
+    )
+
+
+def _resources(rows: list[dict[str, Any]], busy_rows: list[dict[str, Any]]) -> tuple[Resource, ...]:
+    """The tenant's resources with their busy ranges: one tuple, shared by every staff
+    member's schedule (the engine indexes each resource once)."""
+    uses: dict[UUID, list[ResourceUse]] = defaultdict(list)
+    for r in busy_rows:
+        uses[r["resource_id"]].append(
+            ResourceUse(r["lo"], r["hi"], r["staff_id"], r["service_id"], r["starts_at"], r["location_id"], r["ref"])
+        )
+    return tuple(
+        Resource(r["id"], r["kind"], r["location_id"], r["name"], tuple(uses.get(r["id"], ()))) for r in rows
     )

@@ -5,14 +5,15 @@ are now, ignoring the hold itself) and the benchmark that compares a materialize
 generating the same answer. Both load rules with :func:`materializer.loader.load_rules` and
 run :mod:`materializer.engine`, exactly as materialization does, so the three agree.
 
-Read-time rules (min notice, max advance, live holds hiding a slot: SPEC §6) are the
-caller's: :func:`compute_on_demand` returns what materialization would write, ``held_until``
-included.
+Read-time rules (min notice, max advance, live holds hiding a slot or lowering a group
+session's seats: SPEC §6) are the caller's: :func:`compute_on_demand` returns what
+materialization would write, ``held_until``, ``seats_left`` and ``resource_free`` included.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from uuid import UUID
 
 from slotmill.materializer import engine
@@ -63,13 +64,21 @@ def slot_is_valid(
     now: int | None = None,
     seats: int = 1,
 ) -> bool:
-    """Whether the rules as they are now (SPEC §5) offer this slot, judging it against
-    every busy range and live hold except ``ignore_booking``.
+    """Whether the rules as they are now (SPEC §5) offer this slot for a hold of ``seats``,
+    judging it against the confirmed bookings (and time off and busy times), never against
+    ``ignore_booking``.
 
-    Also false when the slot has already started, lies outside the horizon, is hidden by
-    another live hold, or (``ends_at`` given) no longer ends there because the service's
-    duration changed. Notice and advance limits are not re-checked: they applied when the
-    slot was held, and a hold must not lapse into invalidity while the customer types.
+    The hold being confirmed is itself a hold, so live holds do not count against it: the
+    database already refused any that conflicts with it (another session's, or a resource
+    or limit another staff member's hold took), and the holds of its own group session share
+    its time. Valid iff the engine offers the start for the staff member and service, with
+    ``seats_left`` >= ``seats`` for a group service and ``resource_free`` >= 1 for a service
+    that needs resources.
+
+    Also false when the slot has already started, lies outside the horizon, or (``ends_at``
+    given) no longer ends there because the service's duration changed. Notice and advance
+    limits are not re-checked: they applied when the slot was held, and a hold must not
+    lapse into invalidity while the customer types.
     """
     now = int(time.time()) if now is None else now
     if starts_at < now:
@@ -90,8 +99,13 @@ def slot_is_valid(
     offered = staff.offered(service_id) if staff else []
     if staff is None or not offered:
         return False
-    schedule = staff.computable()
+    schedule = replace(staff.computable(), holds=())
     slots = engine.compute_slots(schedule, offered, rules.first_date, rules.last_date, starts_at, starts_at + 1)
+    service = offered[0]
     return any(
-        s.starts_at == starts_at and s.held_until is None and (ends_at is None or s.ends_at == ends_at) for s in slots
+        s.starts_at == starts_at
+        and (ends_at is None or s.ends_at == ends_at)
+        and (service.seats <= 1 or s.seats_left >= seats)
+        and (s.resource_free is None or s.resource_free >= 1)
+        for s in slots
     )

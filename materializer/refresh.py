@@ -20,6 +20,7 @@ from psycopg.copy import QueuedLibpqWriter
 
 from slotmill.materializer import engine
 from slotmill.materializer.engine import SlotRun
+from slotmill.materializer.engine.grid import free_at, seats_at
 from slotmill.materializer.horizon import from_epoch
 from slotmill.materializer.loader import Conn, LoadedRules, Tenant, all_staff_ids, load_rules
 from slotmill.materializer.locks import lock_staff, try_lock_staff
@@ -128,6 +129,8 @@ def slot_rows(tenant_id: UUID, slots: Iterable[Slot]) -> Iterator[tuple[Any, ...
             instant(s.starts_at),
             instant(s.ends_at),
             None if s.held_until is None else instant(s.held_until),
+            s.seats_left,
+            s.resource_free,
         )
 
 
@@ -140,10 +143,15 @@ _COPY_TRAILER = struct.pack(">h", -1)
 _NULL = struct.pack(">i", -1)
 _TIMES = struct.Struct(">iqiq")
 _HELD = struct.Struct(">iq")
+_INT = struct.Struct(">ii")
 
 
 def _uuid_field(u: UUID | None) -> bytes:
     return _NULL if u is None else struct.pack(">i", 16) + u.bytes
+
+
+def _int_field(value: int | None) -> bytes:
+    return _NULL if value is None else _INT.pack(4, value)
 
 
 def encode_runs(tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]]) -> Iterator[bytes]:
@@ -160,13 +168,38 @@ def encode_runs(tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]]) -> Iterat
         key = (staff_id, run.service_id)
         head = heads.get(key)
         if head is None:
-            # 8 fields; tenant_id; id = slot_ids.slot_id's text: the 24 hex prefix, then
+            # 10 fields; tenant_id; id = slot_ids.slot_id's text: the 24 hex prefix, then
             # the 8 hex start minute appended per slot below (32 bytes)
             prefix = slot_id_prefix(tenant_id, staff_id, run.service_id).encode()
-            head = heads[key] = struct.pack(">h", 8) + tenant_field + struct.pack(">i", 32) + prefix
+            head = heads[key] = struct.pack(">h", 10) + tenant_field + struct.pack(">i", 32) + prefix
         middle = _uuid_field(staff_id) + _uuid_field(run.service_id) + _uuid_field(run.location_id)
         d_us = run.duration_s * 1_000_000
-        if run.held:
+        seats, free = run.seats_left, run.resource_free
+        if isinstance(seats, int) and (free is None or isinstance(free, int)):
+            # seats_left and resource_free are the same for the whole run (the common case)
+            tail = _int_field(seats) + _int_field(free)
+            if run.held:
+                held = run.held
+                buf.extend(
+                    head
+                    + b"%08x" % (t // 60)
+                    + middle
+                    + pack_times(8, (t - _PG_EPOCH_S) * 1_000_000, 8, (t - _PG_EPOCH_S) * 1_000_000 + d_us)
+                    + (null if (h := held.get(i)) is None else pack_held(8, (h - _PG_EPOCH_S) * 1_000_000))
+                    + tail
+                    for i, t in enumerate(run.starts)
+                )
+            else:
+                buf.extend(
+                    head
+                    + b"%08x" % (t // 60)
+                    + middle
+                    + pack_times(8, (t - _PG_EPOCH_S) * 1_000_000, 8, (t - _PG_EPOCH_S) * 1_000_000 + d_us)
+                    + null
+                    + tail
+                    for t in run.starts
+                )
+        else:
             held = run.held
             buf.extend(
                 head
@@ -174,16 +207,9 @@ def encode_runs(tenant_id: UUID, runs: Iterable[tuple[UUID, SlotRun]]) -> Iterat
                 + middle
                 + pack_times(8, (t - _PG_EPOCH_S) * 1_000_000, 8, (t - _PG_EPOCH_S) * 1_000_000 + d_us)
                 + (null if (h := held.get(i)) is None else pack_held(8, (h - _PG_EPOCH_S) * 1_000_000))
+                + _int_field(seats_at(run, i))
+                + _int_field(free_at(run, i))
                 for i, t in enumerate(run.starts)
-            )
-        else:
-            buf.extend(
-                head
-                + b"%08x" % (t // 60)
-                + middle
-                + pack_times(8, (t - _PG_EPOCH_S) * 1_000_000, 8, (t - _PG_EPOCH_S) * 1_000_000 + d_us)
-                + null
-                for t in run.starts
             )
         size += len(run.starts)
         if size >= 8192:
@@ -252,6 +278,7 @@ def recompute_in_transaction(
         conn.execute(Q["create_stage"])
         total = copy_slots(conn, tenant.id, runs, statement="copy_stage")
         conn.execute(Q["analyze_stage"])
+        conn.execute(Q["no_nested_loops"])
         deleted = conn.execute(Q["diff_delete"], window).rowcount
         written = conn.execute(Q["diff_insert"]).rowcount
     return WindowResult(len(done), written, deleted, lo, hi, total, failed=failed, deferred=deferred)

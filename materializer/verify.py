@@ -17,7 +17,8 @@ from slotmill.sql import owned_by
 
 Q = owned_by(__name__)
 
-# (staff_id, service_id, location_id, starts_at, ends_at, held_until) by slot id
+# (staff_id, service_id, location_id, starts_at, ends_at, held_until, seats_left, resource_free)
+# by slot id
 SlotKey = tuple[Any, ...]
 
 
@@ -64,7 +65,17 @@ def verify(conn: Conn, tenant: Tenant, *, staff_ids: list[UUID] | None = None, n
         conn.rollback()
     actual = {
         r["id"]: _key(
-            (r["staff_id"], r["service_id"], r["location_id"], r["starts_at"], r["ends_at"], r["held_until"]), now
+            (
+                r["staff_id"],
+                r["service_id"],
+                r["location_id"],
+                r["starts_at"],
+                r["ends_at"],
+                r["held_until"],
+                r["seats_left"],
+                r["resource_free"],
+            ),
+            now,
         )
         for r in rows
         if r["staff_id"] not in failed
@@ -81,9 +92,9 @@ def verify(conn: Conn, tenant: Tenant, *, staff_ids: list[UUID] | None = None, n
 
 
 def _key(values: tuple[Any, ...], now: int) -> SlotKey:
-    staff_id, service_id, location_id, starts_at, ends_at, held_until = values
+    staff_id, service_id, location_id, starts_at, ends_at, held_until, seats_left, resource_free = values
     # A hold that has lapsed hides nothing, whether or not its mark is still in the table.
     held = to_epoch(held_until) if held_until is not None else None
     if held is not None and held <= now:
         held = None
-    return (staff_id, service_id, location_id, to_epoch(starts_at), to_epoch(ends_at), held)
+    return (staff_id, service_id, location_id, to_epoch(starts_at), to_epoch(ends_at), held, seats_left, resource_free)

@@ -61,13 +61,16 @@ def staff(
     timezone: str | None = None,
     priority: int = 100,
     active: bool = True,
+    max_per_day: int | None = None,
+    max_per_week: int | None = None,
     id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
-        "INSERT INTO staff (tenant_id, id, display_name, location_id, timezone, priority, active)"
-        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, id, name, location_id, timezone, priority, active),
+        "INSERT INTO staff (tenant_id, id, display_name, location_id, timezone, priority, active,"
+        " max_bookings_per_day, max_bookings_per_week)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (tenant_id, id, name, location_id, timezone, priority, active, max_per_day, max_per_week),
     )
 
 
@@ -84,14 +87,32 @@ def service(
     max_advance_days: int | None = None,
     active: bool = True,
     staff_ids: Iterable[UUID] = (),
+    seats: int = 1,
+    max_per_day: int | None = None,
+    max_per_week: int | None = None,
     id: UUID | None = None,
 ) -> UUID:
     sid = _id(
         conn,
         "INSERT INTO services (tenant_id, id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,"
-        " slot_interval_minutes, min_notice_minutes, max_advance_days, active)"
-        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, id, name, duration, before, after, interval, min_notice, max_advance_days, active),
+        " slot_interval_minutes, min_notice_minutes, max_advance_days, active, seats, max_bookings_per_day,"
+        " max_bookings_per_week)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            tenant_id,
+            id,
+            name,
+            duration,
+            before,
+            after,
+            interval,
+            min_notice,
+            max_advance_days,
+            active,
+            seats,
+            max_per_day,
+            max_per_week,
+        ),
     )
     for staff_id in staff_ids:
         qualify(conn, tenant_id, staff_id, sid)
@@ -213,12 +234,76 @@ def booking(
     expires_at: datetime | None = None,
     customer_ref: str | None = None,
     location_id: UUID | None = None,
+    seats: int = 1,
+    contact: dict[str, Any] | None = None,
     id: UUID | None = None,
 ) -> UUID:
     return _id(
         conn,
         "INSERT INTO bookings (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, status,"
-        " expires_at, customer_ref, confirmed_at) VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s, %s,"
-        " %s, %s, %s, CASE WHEN %s = 'confirmed' THEN now() END) RETURNING id",
-        (tenant_id, id, staff_id, service_id, location_id, start, end, status, expires_at, customer_ref, status),
+        " expires_at, customer_ref, confirmed_at, seats, contact) VALUES (%s, coalesce(%s, gen_random_uuid()), %s,"
+        " %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s = 'confirmed' THEN now() END, %s, %s) RETURNING id",
+        (
+            tenant_id,
+            id,
+            staff_id,
+            service_id,
+            location_id,
+            start,
+            end,
+            status,
+            expires_at,
+            customer_ref,
+            status,
+            seats,
+            None if contact is None else json.dumps(contact),
+        ),
+    )
+
+
+def resource(
+    conn: Conn,
+    tenant_id: UUID,
+    kind: str,
+    name: str,
+    *,
+    location_id: UUID | None = None,
+    active: bool = True,
+    id: UUID | None = None,
+) -> UUID:
+    return _id(
+        conn,
+        "INSERT INTO resources (tenant_id, id, location_id, kind, name, active)"
+        " VALUES (%s, coalesce(%s, gen_random_uuid()), %s, %s, %s, %s) RETURNING id",
+        (tenant_id, id, location_id, kind, name, active),
+    )
+
+
+def service_resource(conn: Conn, tenant_id: UUID, service_id: UUID, kind: str, quantity: int = 1) -> UUID:
+    """A requirement: ``service_id`` needs ``quantity`` resources of ``kind``."""
+    return _id(
+        conn,
+        "INSERT INTO service_resources (tenant_id, service_id, kind, quantity) VALUES (%s, %s, %s, %s) RETURNING id",
+        (tenant_id, service_id, kind, quantity),
+    )
+
+
+def booking_resource(conn: Conn, tenant_id: UUID, booking_id: UUID, resource_id: UUID) -> None:
+    """``booking_id`` holds ``resource_id``. The copies of the booking's blocked range,
+    liveness and session are written from the booking, as the triggers keep them."""
+    conn.execute(
+        "INSERT INTO booking_resources (tenant_id, booking_id, resource_id, blocked, live, session_key)"
+        " SELECT tenant_id, id, %s, blocked, status IN ('held', 'confirmed'), session_key"
+        " FROM bookings WHERE tenant_id = %s AND id = %s",
+        (resource_id, tenant_id, booking_id),
+    )
+
+
+def travel(conn: Conn, tenant_id: UUID, from_location: UUID, to_location: UUID, minutes: int) -> UUID:
+    """Minutes a staff member needs from one location to another (one direction)."""
+    return _id(
+        conn,
+        "INSERT INTO location_travel (tenant_id, from_location_id, to_location_id, minutes)"
+        " VALUES (%s, %s, %s, %s) RETURNING id",
+        (tenant_id, from_location, to_location, minutes),
     )

@@ -216,9 +216,11 @@ $$;
 
 -- The group session a slot or a booking of a service belongs to (NULL: a one-seat service,
 -- whose bookings each are a session of their own). The text bookings.session_key holds.
-CREATE FUNCTION slotmill_session_key(p_service uuid, p_starts timestamptz, p_seats integer) RETURNS text
+CREATE FUNCTION slotmill_session_key(p_staff uuid, p_service uuid, p_starts timestamptz, p_seats integer)
+RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN p_seats > 1 THEN 'g:' || p_service || '@' || extract(epoch FROM p_starts)::bigint END
+    SELECT CASE WHEN p_seats > 1
+                THEN 'g:' || p_staff || ':' || p_service || '@' || extract(epoch FROM p_starts)::bigint END
 $$;
 
 
@@ -570,7 +572,7 @@ CREATE TABLE bookings (
     seats             integer NOT NULL DEFAULT 1 CONSTRAINT bookings_seats_valid CHECK (seats BETWEEN 1 AND 10000),
     -- name, email, phone as the customer gave them: never in a public response
     contact           jsonb CONSTRAINT bookings_contact_object CHECK (contact IS NULL OR jsonb_typeof(contact) = 'object'),
-    -- the group session this booking belongs to ('g:<service>@<epoch>'), or its own id for a
+    -- the group session this booking belongs to ('g:<staff>:<service>@<epoch>'), or its own id for a
     -- one-seat service; kept by bookings_before_write()
     session_key       text NOT NULL,
     PRIMARY KEY (tenant_id, id),
@@ -640,7 +642,7 @@ BEGIN
     END IF;
     NEW.blocked := tstzrange(NEW.starts_at - make_interval(mins => v_before),
                              NEW.ends_at + make_interval(mins => v_after), '[)');
-    NEW.session_key := coalesce(slotmill_session_key(NEW.service_id, NEW.starts_at, v_seats), NEW.id::text);
+    NEW.session_key := coalesce(slotmill_session_key(NEW.staff_id, NEW.service_id, NEW.starts_at, v_seats), NEW.id::text);
 
     IF NEW.status NOT IN ('held', 'confirmed') THEN
         RETURN NEW;
@@ -917,7 +919,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                SELECT coalesce(sum(b.seats), 0)
                  FROM bookings b
                 WHERE b.tenant_id = p_tenant AND b.staff_id = p_staff AND b.starts_at = p_starts
-                  AND b.session_key = slotmill_session_key(p_service, p_starts, p_seats)
+                  AND b.session_key = slotmill_session_key(p_staff, p_service, p_starts, p_seats)
                   AND b.status = 'held' AND b.expires_at > now())
            ELSE 0 END
 $$;
@@ -1071,7 +1073,7 @@ BEGIN
        AND a.starts_at < upper(v_blocked) + interval '24 hours'
        AND v.tenant_id = a.tenant_id AND v.id = a.service_id
        AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && v_blocked
-       AND slotmill_session_key(a.service_id, a.starts_at, v.seats) IS DISTINCT FROM v_session;
+       AND slotmill_session_key(a.staff_id, a.service_id, a.starts_at, v.seats) IS DISTINCT FROM v_session;
 
     RETURN QUERY SELECT false, false, false, false,
         json_build_object(

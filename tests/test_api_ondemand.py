@@ -62,7 +62,9 @@ def test_slot_is_valid_follows_the_current_rules_and_ignores_one_booking(world: 
         assert not valid(a.ann, a.cut, now - 3600), "in the past"
         assert not valid(a.ann, a.cut, now + 400 * 86400), "beyond the horizon"
 
-        # A hold on the slot hides it, except from the hold's own re-check.
+        # A hold is judged against confirmed bookings only: a live hold over the slot (the
+        # one being confirmed; the database refuses any other that conflicts) counts for
+        # nothing, a confirmed booking does, unless it is the one ignored.
         hold = seed.booking(
             conn,
             a.id,
@@ -73,6 +75,9 @@ def test_slot_is_valid_follows_the_current_rules_and_ignores_one_booking(world: 
             status="held",
             expires_at=from_epoch(now + 600),
         )
+        assert valid(a.ann, a.cut, ten)
+        assert valid(a.ann, a.cut, ten, hold)
+        conn.execute("UPDATE bookings SET status = 'confirmed' WHERE id = %s", (hold,))
         assert not valid(a.ann, a.cut, ten)
         assert valid(a.ann, a.cut, ten, hold)
         # Time off written directly (its recompute not run yet) makes it invalid.

@@ -322,3 +322,16 @@ def test_a_limit_reached_by_a_hold_is_a_409_limit_reached(db_url: str, conn: Con
     first, second = run(db_url, body)
     assert first.status_code == 201, first.text
     assert second.status_code == 409 and second.json()["code"] == "limit_reached", second.text
+
+
+def test_two_staff_teaching_at_the_same_time_never_share_a_room(conn: Conn) -> None:
+    # Each teaches a session of the same group service at the same start: two sessions.
+    t = seed.tenant(conn, "studio2")
+    ivy, joe = seed.staff(conn, t, "Ivy"), seed.staff(conn, t, "Joe")
+    v = seed.service(conn, t, "Class", 60, staff_ids=[ivy, joe])
+    conn.execute("UPDATE services SET seats = 10 WHERE id = %s", (v,))
+    hall = resource(conn, t, "hall", "Hall")
+    holds(conn, t, book(conn, t, ivy, v, T0), hall)
+    conn.commit()
+    late = book(conn, t, joe, v, T0)
+    refused(conn, "booking_resources_no_overlap", lambda: holds(conn, t, late, hall))

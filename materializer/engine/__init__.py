@@ -7,7 +7,9 @@ these functions; nothing else decides what a slot is. One module per idea:
 - ``zones``: wall-clock windows on local dates as instants, exactly, across DST;
 - ``recurrence``: on which dates a recurring (RRULE) row applies;
 - ``windows``: a staff member's merged working windows;
-- ``grid``: candidates on each window's grid, kept when free, marked under live holds;
+- ``capacity``: group sessions and seats, resources, booking limits, travel;
+- ``grid``: candidates on each window's grid, kept when free and within capacity, marked
+  under live holds;
 - ``explain``: every reason a start is or is not offered.
 """
 

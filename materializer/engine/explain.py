@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
+from uuid import UUID
 
+from slotmill.materializer.engine.capacity import Capacity
 from slotmill.materializer.engine.grid import grid_origin, service_params
 from slotmill.materializer.engine.recurrence import applies_on
 from slotmill.materializer.engine.windows import merged_windows
@@ -20,6 +22,84 @@ _BUSY_CODES = {
 
 def _ref(ref: str) -> str:
     return f" {ref}" if ref else ""
+
+
+def _place(location: UUID | None) -> str:
+    return f"location {location}" if location is not None else "no location"
+
+
+class _Judgement:
+    """What stands in the way of a candidate at one location (every reason that is not
+    about working hours, holds, notice or the horizon), and what the slot would carry."""
+
+    def __init__(
+        self,
+        capacity: Capacity,
+        service: ServiceRule,
+        location: UUID | None,
+        t: int,
+        block_lo: int,
+        block_hi: int,
+    ) -> None:
+        schedule = capacity.schedule
+        self.reasons: list[Reason] = []
+        taken = joined = 0
+        for b in sorted(capacity.busy, key=lambda r: (r.start, r.end)):
+            if capacity.own_session(service, location, t, b):
+                taken += b.seats
+                joined += 1
+            elif b.start < block_hi and b.end > block_lo:
+                code, label = _BUSY_CODES[b.kind]
+                self.reasons.append(
+                    Reason(
+                        code,
+                        f"{label}{_ref(b.ref)} {_iso(b.start)}-{_iso(b.end)} overlaps the blocked "
+                        f"range {_iso(block_lo)}-{_iso(block_hi)}",
+                    )
+                )
+            elif (w := capacity.widened(b, location)) != (b.start, b.end) and w[0] < block_hi and w[1] > block_lo:
+                there, back = b.start - w[0], w[1] - b.end
+                self.reasons.append(
+                    Reason(
+                        ReasonCode.TRAVEL,
+                        f"confirmed booking{_ref(b.ref)} {_iso(b.start)}-{_iso(b.end)} at {_place(b.location_id)} "
+                        f"needs {there // 60} min of travel there from {_place(location)} and {back // 60} min back: "
+                        f"{_iso(w[0])}-{_iso(w[1])} overlaps the blocked range {_iso(block_lo)}-{_iso(block_hi)}",
+                    )
+                )
+        self.seats_left = service.seats - taken
+        if service.seats > 1 and self.seats_left <= 0:
+            self.reasons.append(
+                Reason(
+                    ReasonCode.SESSION_FULL,
+                    f"the session at {_iso(t)} has {taken} of {service.seats} seats taken "
+                    f"by {joined} confirmed booking{'s' if joined != 1 else ''}",
+                )
+            )
+        if joined == 0 and capacity.limited(service):
+            day = local_date_of(schedule.zone, t)
+            for hit in capacity.limits_on(service, day.toordinal()):
+                whose = "the staff member's" if hit.scope == "staff" else "the service's"
+                self.reasons.append(
+                    Reason(
+                        ReasonCode.LIMIT_REACHED,
+                        f"{whose} {hit.period} limit is reached: {hit.booked} of {hit.limit} "
+                        f"booked in {hit.label} ({schedule.zone})",
+                    )
+                )
+        self.resource_free: int | None = None
+        if service.resources:
+            counts = capacity.resource_counts(service, location, t, block_lo, block_hi)
+            self.resource_free = min(c.free // c.needed for c in counts)
+            for c in counts:
+                if c.free < c.needed:
+                    self.reasons.append(
+                        Reason(
+                            ReasonCode.RESOURCE_BUSY,
+                            f"{c.free} of {c.usable} resources of kind {c.kind!r} usable at {_place(location)} "
+                            f"are free over {_iso(block_lo)}-{_iso(block_hi)}; {c.needed} needed",
+                        )
+                    )
 
 
 def explain(
@@ -39,8 +119,9 @@ def explain(
     """Why a slot at ``starts_at`` is or is not offered: every reason that applies.
 
     The schedule-based reasons (holiday, outside_working_hours, off_grid, time_off, busy,
-    booked) are reported iff ``generate_slots`` over ``merged_windows(schedule, first,
-    last)`` would not produce this start; ``held`` iff it would but with ``held_until``.
+    booked, travel, session_full, limit_reached, resource_busy) are reported iff
+    ``generate_slots`` over ``merged_windows(schedule, first, last)`` would not produce this
+    start; ``held`` iff it would but with ``held_until``.
     A holiday implies the start lies outside working hours, so only ``holiday`` is said.
     ``in_past`` implies ``min_notice``, so only ``in_past`` is said. When nothing applies
     the single reason is ``available``, naming the slot's location and end.
@@ -61,8 +142,10 @@ def explain(
     if not active:
         reasons.append(Reason(ReasonCode.INACTIVE, "the staff member or the service is inactive"))
 
+    capacity = Capacity(schedule)
     day = local_date_of(schedule.zone, t)
     offered_at: Window | None = None
+    judged: _Judgement | None = None
     holidays = [
         h for h in schedule.holidays if day.toordinal() in applies_on(h.rrule, h.on_date, day, day)
     ]
@@ -97,20 +180,23 @@ def explain(
                 )
             )
         else:
-            offered_at = on_grid[0]
-
-    for b in sorted(schedule.busy, key=lambda r: (r.start, r.end)):
-        if b.start < b.end and b.start < block_hi and b.end > block_lo:
-            code, label = _BUSY_CODES[b.kind]
-            reasons.append(
-                Reason(
-                    code,
-                    f"{label}{_ref(b.ref)} {_iso(b.start)}-{_iso(b.end)} overlaps the blocked "
-                    f"range {_iso(block_lo)}-{_iso(block_hi)}",
-                )
-            )
+            # Windows of different locations may overlap (conflicting rules): the slot is
+            # the first window's that offers it, as generation keeps it.
+            for w in on_grid:
+                j = _Judgement(capacity, service, w.location_id, t, block_lo, block_hi)
+                if not j.reasons:
+                    offered_at, judged = w, j
+                    break
+            if judged is None:
+                offered_at = on_grid[0]
+    if judged is None:
+        location = offered_at.location_id if offered_at is not None else schedule.location_id
+        judged = _Judgement(capacity, service, location, t, block_lo, block_hi)
+        reasons.extend(judged.reasons)
+    location = offered_at.location_id if offered_at is not None else schedule.location_id
+    own = capacity.own_hold(service, location) if service.seats > 1 else None
     for h in sorted(schedule.holds, key=lambda r: (r.start, r.end)):
-        if h.start < h.end and h.start < block_hi and h.end > block_lo:
+        if h.start < h.end and h.start < block_hi and h.end > block_lo and not (own is not None and own(h, t)):
             reasons.append(
                 Reason(
                     ReasonCode.HELD,
@@ -141,6 +227,11 @@ def explain(
     loc = ""
     if offered_at is not None and offered_at.location_id is not None:
         loc = f" at location {offered_at.location_id}"
+    carries = ""
+    if service.seats > 1:
+        carries += f", {judged.seats_left} of {service.seats} seats left"
+    if judged.resource_free is not None:
+        carries += f", resources for {judged.resource_free} more"
     return Explanation(
-        True, (Reason(ReasonCode.AVAILABLE, f"offered{loc}, {_iso(t)}-{_iso(end)}"),)
+        True, (Reason(ReasonCode.AVAILABLE, f"offered{loc}, {_iso(t)}-{_iso(end)}{carries}"),)
     )

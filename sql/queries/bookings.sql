@@ -99,7 +99,7 @@ WITH t AS (
                   AND h.status = 'held' AND h.expires_at > now() AND h.id <> r.id
                   AND h.blocked && slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes)
                   -- a hold of the slot's own session lowers its seats, never hides it
-                  AND h.session_key IS DISTINCT FROM slotmill_session_key(a.service_id, a.starts_at, v.seats))
+                  AND h.session_key IS DISTINCT FROM slotmill_session_key(a.staff_id, a.service_id, a.starts_at, v.seats))
       FROM released r, services v
      WHERE a.tenant_id = r.tenant_id AND a.staff_id = r.staff_id
        AND a.held_until IS NOT NULL
@@ -171,7 +171,7 @@ DELETE FROM availability_slots a
    AND a.starts_at < upper(b.blocked) + interval '24 hours'
    AND v.tenant_id = a.tenant_id AND v.id = a.service_id
    AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && b.blocked
-   AND (slotmill_session_key(a.service_id, a.starts_at, v.seats) IS DISTINCT FROM b.session_key
+   AND (slotmill_session_key(a.staff_id, a.service_id, a.starts_at, v.seats) IS DISTINCT FROM b.session_key
         OR a.seats_left - b.seats <= 0);
 
 -- name: cancel_booking

@@ -19,7 +19,7 @@ DELETE FROM availability_slots
    AND (staff_id <> ALL(%(staff_ids)s::uuid[]) OR starts_at < %(lo)s OR starts_at >= %(hi)s);
 
 -- name: copy_slots
-COPY availability_slots (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until) FROM STDIN (FORMAT BINARY);
+COPY availability_slots (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until, seats_left, resource_free) FROM STDIN (FORMAT BINARY);
 
 -- name: record_refresh
 INSERT INTO refresh_runs (tenant_id, kind, started_at, horizon_start, horizon_end, staff_count, slots_written, drift)
@@ -48,12 +48,19 @@ DELETE FROM availability_slots
 CREATE TEMP TABLE IF NOT EXISTS slot_stage (LIKE availability_slots INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 
 -- name: copy_stage
-COPY slot_stage (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until) FROM STDIN (FORMAT BINARY);
+COPY slot_stage (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until, seats_left, resource_free) FROM STDIN (FORMAT BINARY);
 
 -- name: analyze_stage
 -- Temporary tables are never auto-analyzed; without statistics the diff below would be
 -- planned as nested loops over a table assumed tiny.
 ANALYZE slot_stage;
+
+-- name: no_nested_loops
+-- The diff compares two sets of tens of thousands of rows: a nested loop is never the right
+-- plan, and a planner without statistics for availability_slots (a refresh right after the
+-- first, before autovacuum has analyzed it) chose one that ran for minutes. For this
+-- transaction only.
+SET LOCAL enable_nestloop = off;
 
 -- name: diff_delete
 -- Rows of the window that the new computation does not contain exactly.
@@ -66,12 +73,16 @@ DELETE FROM availability_slots a
         WHERE s.staff_id = a.staff_id AND s.starts_at = a.starts_at AND s.service_id = a.service_id
           AND s.id = a.id AND s.ends_at = a.ends_at
           AND s.location_id IS NOT DISTINCT FROM a.location_id
-          AND s.held_until IS NOT DISTINCT FROM a.held_until);
+          AND s.held_until IS NOT DISTINCT FROM a.held_until
+          AND s.seats_left = a.seats_left
+          AND s.resource_free IS NOT DISTINCT FROM a.resource_free);
 
 -- name: diff_insert
 -- New rows: after diff_delete, every row left in the window equals its staged twin.
-INSERT INTO availability_slots (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until)
-SELECT s.tenant_id, s.id, s.staff_id, s.service_id, s.location_id, s.starts_at, s.ends_at, s.held_until
+INSERT INTO availability_slots (tenant_id, id, staff_id, service_id, location_id, starts_at, ends_at, held_until,
+                                seats_left, resource_free)
+SELECT s.tenant_id, s.id, s.staff_id, s.service_id, s.location_id, s.starts_at, s.ends_at, s.held_until,
+       s.seats_left, s.resource_free
   FROM slot_stage s
  WHERE NOT EXISTS (
        SELECT FROM availability_slots a
