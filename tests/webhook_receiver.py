@@ -33,8 +33,9 @@ class Receiver:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
-                if predicate(list(self.received)):
-                    return True
+                got = list(self.received)
+            if predicate(got):
+                return True
             time.sleep(0.05)
         return False
 
