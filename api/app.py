@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, home, host, public
+from slotmill.api import admin, catalog, events, home, host, public, waitlist, webhooks
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -195,6 +195,9 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         ),
         *public.routes,
         *host.routes,
+        *events.routes,  # events14: live updates, webhook endpoints, waitlist
+        *webhooks.routes,
+        *waitlist.routes,
         *catalog.routes,
         *admin.routes,
         *home.routes,
@@ -217,9 +220,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.pool = pools.pool
         app.state.sync_pool = pools.sync_pool
         app.state.database_url = pools.url
+        # events14: one LISTEN connection per process feeds every live-update stream
+        hub = app.state.event_hub = events.EventHub.from_settings(pools.url, pools.pool, settings)
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await pools.close()
 
     app = Starlette(
