@@ -166,6 +166,7 @@ def _match_event(conn: Conn, tenant_id: UUID, data: dict[str, Any]) -> int:
             {
                 "tenant_id": tenant_id,
                 "service_ids": data.get("service_ids") or [],
+                "staff_ids": data.get("staff_ids") or [],
                 "lo": data["from"],
                 "hi": data["to"],
                 "limit": CANDIDATE_LIMIT,

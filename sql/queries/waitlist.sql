@@ -66,9 +66,10 @@ SELECT tenant_id, id, data
 SELECT pg_advisory_xact_lock(slotmill_job_lock_key('waitlist', %(tenant_id)s));
 
 -- name: match_candidates
--- (entry, slot) pairs of an event's services and range: the slot is visible now (as a
+-- (entry, slot) pairs of an event's staff members, services and range: the slot is visible now (as a
 -- public read would show it) and fits the entry (staff, local date and time of day in the
--- staff member's zone), and the entry was never told about it. Oldest entry first, then
+-- staff member's zone), and is news: the entry was never told about it, and no other entry
+-- was told since it last became free. Oldest entry first, then
 -- the earliest slot, then the staff order of any-staff reads.
 SELECT w.id AS entry_id, a.id AS slot_id, a.staff_id, a.service_id, a.location_id, a.starts_at, a.ends_at,
        w.contact_ref, (t.settings -> 'waitlist_auto_hold') = 'true'::jsonb AS auto_hold, t.slug
@@ -79,6 +80,7 @@ SELECT w.id AS entry_id, a.id AS slot_id, a.staff_id, a.service_id, a.location_i
     ON a.tenant_id = t.id AND a.service_id = w.service_id
    AND a.starts_at >= %(lo)s AND a.starts_at < %(hi)s
    AND (w.staff_id IS NULL OR a.staff_id = w.staff_id)
+   AND a.staff_id = ANY (%(staff_ids)s::uuid[])
   JOIN staff s ON s.tenant_id = t.id AND s.id = a.staff_id AND s.active
  CROSS JOIN LATERAL (SELECT a.starts_at AT TIME ZONE coalesce(s.timezone, (
                         SELECT l.timezone FROM locations l WHERE l.tenant_id = s.tenant_id AND l.id = s.location_id),
@@ -93,6 +95,14 @@ SELECT w.id AS entry_id, a.id AS slot_id, a.staff_id, a.service_id, a.location_i
         OR w.time_windows @> (extract(hour FROM z.at) * 60 + extract(minute FROM z.at))::integer)
    AND NOT EXISTS (SELECT 1 FROM waitlist_matches m
                     WHERE m.tenant_id = w.tenant_id AND m.entry_id = w.id AND m.slot_id = a.id)
+   -- a slot told to an entry goes to nobody else while it stays free: only once it has been
+   -- booked or held again since (and freed once more) is it news for the next entry
+   AND NOT EXISTS (SELECT 1 FROM waitlist_matches m
+                    WHERE m.tenant_id = t.id AND m.slot_id = a.id
+                      AND NOT EXISTS (SELECT 1 FROM bookings b
+                                       WHERE b.tenant_id = t.id AND b.staff_id = a.staff_id
+                                         AND b.created_at > m.matched_at
+                                         AND b.starts_at < a.ends_at AND b.ends_at > a.starts_at))
  ORDER BY w.created_at, w.id, a.starts_at, s.priority, a.staff_id
  LIMIT %(limit)s;
 
