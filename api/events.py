@@ -18,9 +18,9 @@ Wire format, per change: ``event: slots.changed``, ``id: <seq>``,
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +28,7 @@ from uuid import UUID
 
 import orjson
 import psycopg
-from prometheus_client import Counter as MetricCounter
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,8 +56,8 @@ READ_LIMIT = 1000
 RETRY_MS = 2000
 
 STREAMS = Gauge("slotmill_sse_streams", "Open live-update streams (GET /v1/tenants/{slug}/events) of this process.")
-SENT = MetricCounter("slotmill_sse_messages_total", "Slot changes queued to live-update streams.")
-RESYNCS = MetricCounter("slotmill_sse_resyncs_total", "Streams told to resync: too slow, or too far behind.")
+SENT = Counter("slotmill_sse_messages_total", "Slot changes queued to live-update streams.")
+RESYNCS = Counter("slotmill_sse_resyncs_total", "Streams told to resync: too slow, or too far behind.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +109,8 @@ class EventHub:
     per_client: int = 10
     queue_size: int = 256
     cursors: dict[UUID, int] = field(default_factory=dict)
-    streams: dict[UUID, set[Subscriber]] = field(default_factory=lambda: defaultdict(set))
-    by_address: Counter[str] = field(default_factory=Counter)
+    streams: dict[UUID, set[Subscriber]] = field(default_factory=lambda: collections.defaultdict(set))
+    by_address: collections.Counter[str] = field(default_factory=collections.Counter)
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -207,7 +206,7 @@ class EventHub:
             changes = await self.read(dict(self.cursors))
             if not changes:
                 return
-            counts: Counter[UUID] = Counter()
+            counts: collections.Counter[UUID] = collections.Counter()
             for c in changes:
                 counts[c.tenant_id] += 1
                 if c.tenant_id in self.cursors:
