@@ -20,6 +20,10 @@ ROW_KEYS_FIXED = (
     "holds_one_slot",
     "holds_throughput",
     "read_throughput",
+    "webhooks_latency",
+    "webhooks_throughput",
+    "webhooks_dead_endpoint",
+    "sse_fanout",
 )
 
 
@@ -46,6 +50,12 @@ METHOD = """\
   the live bookings over the slot's range are counted. Throughput: slots whose blocked
   ranges are pairwise disjoint, so each hold could succeed; only 201 answers count.
 - Read throughput: concurrency stepped up; the best req/s whose p99 stays under 25 ms.
+- Webhooks (`bench/events.py`, worker and API running): a receiver on 127.0.0.1; events
+  committed one at a time (with their NOTIFY), COMMIT to the request arriving; a burst
+  committed at once for deliveries/s; then a dead endpoint and a 10 s one beside it, and the
+  healthy endpoint's commit-to-delivered again.
+- Live updates: that many streams of one service open at once, one hold committed, COMMIT to
+  each stream's `slots.changed`.
 """
 
 
