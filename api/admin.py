@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import time
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from psycopg.rows import dict_row
@@ -122,6 +122,24 @@ class FailureOut(_Out):
     next_attempt_at: Instant | None
 
 
+class WebhookStatusOut(_Out):
+    """events14: a webhook endpoint as an operator needs it."""
+
+    id: UUID
+    url: str
+    active: bool
+    circuit: Literal["open", "closed"] = Field(description="`open`: disabled after a run of failures.")
+    disabled_reason: Literal["host", "circuit"] | None
+    consecutive_failures: int
+    failing_since: Instant | None
+    last_attempt_at: Instant | None
+    last_status: int | None = Field(description="HTTP status of the last attempt (null: no answer).")
+    last_error: str | None
+    last_success_at: Instant | None
+    pending: int
+    oldest_pending_at: Instant | None
+
+
 class StatusOut(_Out):
     tenant: str
     timezone: str
@@ -133,6 +151,9 @@ class StatusOut(_Out):
     last_full_refresh: LastRefreshOut | None
     queue: QueueOut
     failures: list[FailureOut] = Field(description="Recomputes that failed, with why: the work is kept, not lost.")
+    webhooks: list[WebhookStatusOut] = Field(
+        default_factory=list, description="Webhook endpoints: last result, circuit, deliveries waiting."
+    )
 
 
 class ExplainQuery(_In):
@@ -288,6 +309,8 @@ async def tenant_status(request: Request) -> Response:
         s = await cur.fetchone()
         await cur.execute(Q["admin_failures"], {"tenant_id": t["id"]})
         failures = await cur.fetchall()
+        await cur.execute(Q["admin_webhooks"], {"tenant_id": t["id"]})  # events14
+        hooks = await cur.fetchall()
     assert s is not None
     # A status must answer whatever the tenant holds: a zone the engine cannot use is
     # reported, not raised.
@@ -328,6 +351,7 @@ async def tenant_status(request: Request) -> Response:
                 "oldest_age_seconds": None if s["oldest_age_s"] is None else round(s["oldest_age_s"], 3),
             },
             "failures": failures,
+            "webhooks": hooks,
         }
     )
     return JSONResponse(out.model_dump(mode="json"))
@@ -422,7 +446,7 @@ routes: list[BaseRoute] = [
         "/v1/admin/tenants/{slug}/status",
         tenant_status,
         "GET",
-        summary="Horizon, slot count, last full refresh, queue",
+        summary="Horizon, slot count, last full refresh, queue, webhook endpoints",
         tag="admin",
         path=TenantPath,
         responses={200: StatusOut},

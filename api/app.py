@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, home, host, public
+from slotmill.api import admin, catalog, events, home, host, public, waitlist, webhooks
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -203,6 +203,9 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         ),
         *public.routes,
         *host.routes,
+        *events.routes,  # events14: live updates, webhook endpoints, waitlist
+        *webhooks.routes,
+        *waitlist.routes,
         *catalog.routes,
         *admin.routes,
         *home.routes,
@@ -230,9 +233,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         shared = SharedLimits.from_settings(settings)
         app.state.shared_limits = shared
         monitor = asyncio.create_task(pools.reads.monitor()) if pools.reads.replicas else None
+        # One LISTEN connection per process feeds every live-update stream.
+        hub = app.state.event_hub = events.EventHub.from_settings(pools.url, pools.pool, settings)
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             if monitor is not None:
                 monitor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

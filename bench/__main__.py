@@ -25,6 +25,7 @@ import psycopg
 
 from bench import (
     engine_speed,
+    events,
     freshness,
     full_refresh,
     holds,
@@ -59,6 +60,12 @@ HTTP_ROWS = {
         "exactly 1 winner, 0 double bookings",
     ),
     "holds_throughput": ("hold throughput over HTTP, distinct slots", ">= 1,000 holds/s"),
+}
+EVENT_ROWS = {
+    "webhooks_latency": ("webhook: commit to delivered at a local receiver", "p99 <= 1 s"),
+    "webhooks_throughput": ("webhook deliveries per second, one endpoint, one worker", ">= 500 deliveries/s"),
+    "webhooks_dead_endpoint": ("webhook: a dead and a 10 s endpoint beside a healthy one", "adds 0 to the healthy one"),
+    "sse_fanout": ("live updates: 1,000 open event streams, one hold", "all told within 1 s (p99)"),
 }
 WORKER_ROW = ("commit-to-visible after a booking cancel / a template change", "p99 <= 200 ms")
 
@@ -241,6 +248,28 @@ def run(args: argparse.Namespace) -> int:
                 lambda: scale_out.measure(plan, gen, logs),
             )
             runner.fill(scale_rows, "failed with the other scale-out rows (see scale_reads_1proc)")
+        why_events = why_api or why_worker
+        if why_events:
+            for key, (what, target) in EVENT_ROWS.items():
+                runner.skip(key, what, target, why_events)
+        else:
+            try:
+                with worker(db.url, logs), api_server(db.url, logs) as server:
+                    runner.attempt(
+                        "webhooks_latency",
+                        "webhooks (latency, deliveries/s, a dead endpoint beside)",
+                        "p99 <= 1 s",
+                        lambda: events.measure_webhooks(db.url, dsm, plan),
+                    )
+                    runner.attempt(
+                        "sse_fanout",
+                        *EVENT_ROWS["sse_fanout"],
+                        lambda: events.measure_sse(server, db.url, dsm, plan),
+                    )
+            except Exception as e:
+                traceback.print_exc()
+                runner.fill(EVENT_ROWS, f"slotmill worker or api failed: {str(e)[:300]}")
+            runner.fill(EVENT_ROWS, "failed with the other webhook rows (see webhooks_latency)")
 
         for n in plan.staff_sizes[1:]:
             with psycopg.connect(db.url) as conn:

@@ -65,6 +65,7 @@ def _env(db_url: str) -> dict[str, str]:
             "DATABASE_URL": db_url,
             "SLOTMILL_RATE_LIMIT_READS": "0",
             "SLOTMILL_RATE_LIMIT_HOLDS": "0",
+            "SLOTMILL_SSE_STREAMS_PER_CLIENT": "0",  # one load generator opens every stream
             "SLOTMILL_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }

@@ -24,6 +24,10 @@ ROW_KEYS_FIXED = (
     "scale_reads_2proc",
     "scale_reads_4proc",
     "scale_reads_replica",
+    "webhooks_latency",
+    "webhooks_throughput",
+    "webhooks_dead_endpoint",
+    "sse_fanout",
 )
 
 
@@ -57,6 +61,12 @@ METHOD = """\
   who answered). Ratio: req/s against one process. Two cores hold the database, the
   replica, the API processes and the load generator: these rows show the cost of more
   processes and of a replica, and that reads go where they should; not scale.
+- Webhooks (`bench/events.py`, worker and API running): a receiver on 127.0.0.1; events
+  committed one at a time (with their NOTIFY), COMMIT to the request arriving; a burst
+  committed at once for deliveries/s; then a dead endpoint and a 10 s one beside it, and the
+  healthy endpoint's commit-to-delivered again.
+- Live updates: that many streams of one service open at once, one hold committed, COMMIT to
+  each stream's `slots.changed`.
 """
 
 

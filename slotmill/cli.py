@@ -254,6 +254,86 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- events14: webhook endpoints (slotmill.materializer.webhooks) ----------------------------
+
+
+def _endpoint_call(args: argparse.Namespace, fn: Any) -> Any:
+    import psycopg
+
+    from slotmill.materializer.webhooks import EndpointNotFound
+
+    with psycopg.connect(_url()) as conn:
+        tenant_id = _tenant_id(conn, args.tenant)
+        try:
+            out = fn(conn, tenant_id)
+        except EndpointNotFound as e:
+            raise CliError(f"{e} in tenant {args.tenant}") from None
+        conn.commit()
+    return out
+
+
+def cmd_webhooks_add(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import EVENT_TYPES, create_endpoint
+
+    types = [t.strip() for t in (args.events or "").split(",") if t.strip()] or None
+    unknown = sorted(set(types or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise CliError(f"unknown event types {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})")
+    if not args.url.startswith(("http://", "https://")):
+        raise CliError(f"not an http(s) URL: {args.url!r}")
+    ep, secret = _endpoint_call(
+        args, lambda c, t: create_endpoint(c, t, args.url, event_types=types, description=args.description)
+    )
+    print(f"endpoint {ep.id} -> {ep.url} ({', '.join(ep.event_types or ['all events'])})")
+    print(secret)
+    print("(the signing secret, shown once)", file=sys.stderr)
+    return 0
+
+
+def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import list_endpoints
+
+    endpoints = _endpoint_call(args, list_endpoints)
+    if not endpoints:
+        print(f"{args.tenant}: no webhook endpoints (add one with: slotmill webhooks add --tenant {args.tenant} URL)")
+        return 0
+    for e in endpoints:
+        state = "active" if e.active else f"disabled ({e.disabled_reason})"
+        last = "-" if e.last_attempt_at is None else f"{_when(e.last_attempt_at)} {e.last_status or e.last_error}"
+        print(f"{e.id}  {state:<20} circuit {e.circuit:<6} pending {e.pending:<5} last {last}  {e.url}")
+    return 0
+
+
+def cmd_webhooks_rotate(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import rotate_secret
+
+    print(_endpoint_call(args, lambda c, t: rotate_secret(c, t, args.endpoint)))
+    print("(the new secret, shown once; the old one signs beside it for 24 hours)", file=sys.stderr)
+    return 0
+
+
+def cmd_webhooks_disable(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import set_active
+
+    active = args.webhooks_command == "enable"
+    ep = _endpoint_call(args, lambda c, t: set_active(c, t, args.endpoint, active))
+    print(f"endpoint {ep.id} {'enabled' if ep.active else 'disabled'} ({ep.pending} deliveries waiting)")
+    return 0
+
+
+def cmd_webhooks_replay(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import replay
+
+    if args.delivery is None and args.from_seq is None:
+        raise CliError("give --from-seq N (and --to-seq M), or --delivery ID")
+    n = _endpoint_call(
+        args,
+        lambda c, t: replay(c, t, args.endpoint, from_seq=args.from_seq, to_seq=args.to_seq, delivery_id=args.delivery),
+    )
+    print(f"{n} deliveries due again")
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from slotmill.api.server import serve
 
@@ -321,6 +401,34 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--tenant", required=True, metavar="SLUG")
     k.add_argument("key", metavar="PREFIX_OR_ID")
     k.set_defaults(func=cmd_keys_revoke)
+
+    s = sub.add_parser("webhooks", help="webhook endpoints of a tenant (events out)")
+    hooks = s.add_subparsers(dest="webhooks_command", required=True)
+    k = hooks.add_parser("add", help="add an endpoint; prints its signing secret once")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("--events", metavar="TYPES", help="comma-separated event types (default: all)")
+    k.add_argument("--description", default="")
+    k.add_argument("url", metavar="URL")
+    k.set_defaults(func=cmd_webhooks_add)
+    k = hooks.add_parser("list", help="endpoints with their state, circuit and last result")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.set_defaults(func=cmd_webhooks_list)
+    k = hooks.add_parser("rotate", help="a new signing secret (printed once)")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("endpoint", type=_uuid, metavar="ENDPOINT_ID")
+    k.set_defaults(func=cmd_webhooks_rotate)
+    for name, text in (("disable", "stop new deliveries"), ("enable", "enable again (closes the circuit)")):
+        k = hooks.add_parser(name, help=text)
+        k.add_argument("--tenant", required=True, metavar="SLUG")
+        k.add_argument("endpoint", type=_uuid, metavar="ENDPOINT_ID")
+        k.set_defaults(func=cmd_webhooks_disable)
+    k = hooks.add_parser("replay", help="deliver events again: a range of event numbers, or one delivery")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("endpoint", type=_uuid, metavar="ENDPOINT_ID")
+    k.add_argument("--from-seq", type=int, metavar="N")
+    k.add_argument("--to-seq", type=int, metavar="M")
+    k.add_argument("--delivery", type=int, metavar="ID")
+    k.set_defaults(func=cmd_webhooks_replay)
 
     s = sub.add_parser("demo", help="load the demo tenant and materialize it")
     s.add_argument(

@@ -84,6 +84,32 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "redis+unix://")):
             raise ValueError("'memory', or a redis://, rediss:// or redis+unix:// URL")
         return value
+    # Events out (issue 14; docs/operations.md, "Events and webhooks").
+    # The worker numbers committed events and looks for due deliveries this often (it is
+    # also woken by notifications, except after holds, whose path sends none).
+    events_poll_seconds: float = 0.25
+    # Events older than this are deleted (deliveries still pending are kept).
+    event_retention_days: int = 30
+    # One webhook request's timeout; requests in flight per endpoint and per worker process.
+    webhook_timeout_seconds: float = 5.0
+    webhook_concurrency: int = 4
+    webhook_max_in_flight: int = 64
+    # Retries: exponential back-off with jitter from base to max, given up after this long.
+    webhook_backoff_base_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 7200.0
+    webhook_retry_hours: float = 25.0
+    # The circuit breaker: an endpoint is disabled after this many failures in a row that
+    # span at least this long.
+    webhook_circuit_failures: int = 20
+    webhook_circuit_seconds: float = 3600.0
+    # How long a claimed delivery stays leased to the worker sending it (> the timeout).
+    webhook_lease_seconds: float = 30.0
+    # Live updates (GET /v1/tenants/{slug}/events): open streams per client address (0:
+    # no cap), heartbeat comments, and messages buffered per stream before it is told to
+    # resync.
+    sse_streams_per_client: int = 10
+    sse_heartbeat_seconds: float = 15.0
+    sse_queue_size: int = 256
 
     @field_validator("log_format", mode="before")
     @classmethod
