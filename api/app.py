@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, home, host, public
+from slotmill.api import admin, catalog, home, host, public, rules
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -195,6 +195,7 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         ),
         *public.routes,
         *host.routes,
+        *rules.routes,
         *catalog.routes,
         *admin.routes,
         *home.routes,
