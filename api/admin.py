@@ -122,6 +122,24 @@ class FailureOut(_Out):
     next_attempt_at: Instant | None
 
 
+class FeedStatusOut(_Out):
+    id: UUID
+    staff_id: UUID
+    url: str
+    active: bool
+    refresh_minutes: int
+    last_status: str | None = Field(
+        description="`ok`, `not_modified` or `error` (nothing changed); null: not synced yet."
+    )
+    last_http_status: int | None
+    last_error: str | None = Field(description="Why the last sync failed.")
+    last_sync_at: Instant | None
+    last_success_at: Instant | None
+    next_sync_at: Instant
+    busy_count: int = Field(description="Busy times the feed holds.")
+    failures: int = Field(description="Failed syncs since the last success.")
+
+
 class StatusOut(_Out):
     tenant: str
     timezone: str
@@ -133,6 +151,7 @@ class StatusOut(_Out):
     last_full_refresh: LastRefreshOut | None
     queue: QueueOut
     failures: list[FailureOut] = Field(description="Recomputes that failed, with why: the work is kept, not lost.")
+    feeds: list[FeedStatusOut] = Field(description="Calendar feeds and their last sync.")
 
 
 class ExplainQuery(_In):
@@ -288,6 +307,8 @@ async def tenant_status(request: Request) -> Response:
         s = await cur.fetchone()
         await cur.execute(Q["admin_failures"], {"tenant_id": t["id"]})
         failures = await cur.fetchall()
+        await cur.execute(Q["admin_feeds"], {"tenant_id": t["id"]})
+        feeds = await cur.fetchall()
     assert s is not None
     # A status must answer whatever the tenant holds: a zone the engine cannot use is
     # reported, not raised.
@@ -328,6 +349,7 @@ async def tenant_status(request: Request) -> Response:
                 "oldest_age_seconds": None if s["oldest_age_s"] is None else round(s["oldest_age_s"], 3),
             },
             "failures": failures,
+            "feeds": feeds,
         }
     )
     return JSONResponse(out.model_dump(mode="json"))

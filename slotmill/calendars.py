@@ -89,7 +89,9 @@ def fetch(
     try:
         with http.stream("GET", http_url(url), headers=headers, timeout=timeout_s) as r:
             if r.status_code == 304:
-                return Fetched(304, None, r.headers.get("etag") or etag, r.headers.get("last-modified") or last_modified)
+                return Fetched(
+                    304, None, r.headers.get("etag") or etag, r.headers.get("last-modified") or last_modified
+                )
             if r.status_code != 200:
                 raise FeedError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), r.status_code)
             declared = r.headers.get("content-length")

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     api_statement_timeout_ms: int = 15_000
     worker_statement_timeout_ms: int = 300_000
 
+    # Calendar feeds (jobs/feeds.py): how often a worker looks for due feeds, and the
+    # bounds of one fetch: a feed slower or bigger than this fails and changes nothing.
+    feed_check_seconds: float = 30.0
+    feed_timeout_seconds: float = 10.0
+    feed_max_bytes: int = 10_000_000
+    feed_max_events: int = 50_000
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

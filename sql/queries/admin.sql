@@ -69,3 +69,11 @@ SELECT staff_id,
  WHERE tenant_id = %(tenant_id)s AND last_error IS NOT NULL
  GROUP BY staff_id
  ORDER BY min(requested_at), staff_id NULLS FIRST;
+
+-- name: admin_feeds
+-- The tenant's calendar feeds with their last result (what failed and why, when next).
+SELECT f.id, f.staff_id, f.url, f.active, f.refresh_minutes, f.last_status, f.last_http_status,
+       f.last_error, f.last_sync_at, f.last_success_at, f.next_sync_at, f.busy_count, f.failures
+  FROM calendar_feeds f
+ WHERE f.tenant_id = %(tenant_id)s
+ ORDER BY f.staff_id, f.url, f.id;
