@@ -23,6 +23,7 @@ import psycopg
 
 from bench import (
     engine_speed,
+    feed_sync,
     freshness,
     full_refresh,
     holds,
@@ -56,6 +57,10 @@ HTTP_ROWS = {
         "exactly 1 winner, 0 double bookings",
     ),
     "holds_throughput": ("hold throughput over HTTP, distinct slots", ">= 1,000 holds/s"),
+}
+FEED_ROWS = {
+    "feed_sync": ("calendar feed of 5,000 events (recurring included) synced", "<= 2 s"),
+    "feed_unchanged": ("calendar feed unchanged (conditional GET answered 304)", "<= 50 ms"),
 }
 WORKER_ROW = ("commit-to-visible after a booking cancel / a template change", "p99 <= 200 ms")
 
@@ -176,6 +181,13 @@ def run(args: argparse.Namespace) -> int:
                 ">= 50x",
                 lambda: on_demand.measure(conn, dsm, plan),
             )
+            runner.attempt(
+                "feed_sync",
+                "calendar feed of 5,000 events synced / unchanged",
+                "<= 2 s / <= 50 ms",
+                lambda: feed_sync.measure(conn, dsm, plan),
+            )
+            runner.fill(FEED_ROWS, "failed with the feed sync (see feed_sync)")
 
         why_api = api_missing()
         if why_api:

@@ -20,6 +20,8 @@ ROW_KEYS_FIXED = (
     "holds_one_slot",
     "holds_throughput",
     "read_throughput",
+    "feed_sync",
+    "feed_unchanged",
 )
 
 
@@ -46,6 +48,10 @@ METHOD = """\
   the live bookings over the slot's range are counted. Throughput: slots whose blocked
   ranges are pairwise disjoint, so each hold could succeed; only 201 answers count.
 - Read throughput: concurrency stepped up; the best req/s whose p99 stays under 25 ms.
+- Calendar feeds: `jobs.feeds.sync_feed` of one feed served by a local HTTP server with
+  ETags (claim, conditional GET, parse and expand, the diff into busy_times, record,
+  commit), each synced run from no busy times and no validators; the unchanged run is the
+  304 answer. Beside it: the parse alone.
 """
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -160,44 +159,61 @@ def parse(body: bytes, *, zone: str, lo: datetime, hi: datetime, max_events: int
         raise FeedError("not iCalendar: no VCALENDAR")
     floating = _zone(cal.get("X-WR-TIMEZONE")) or ZoneInfo(zone)
     staff_zone = ZoneInfo(zone)
-    # Series (UIDs with a rule or extra dates): their occurrences are named by start.
+    # Series (UIDs with a rule, extra dates or exceptions) go through recurring-ical-events;
+    # single events, most of a real calendar, are read directly: expanding them too costs
+    # three times as much and cannot change them.
+    events = list(cal.walk("VEVENT"))
     recurring = {
         str(e.get("UID"))
-        for e in cal.walk("VEVENT")
+        for e in events
         if e.get("RRULE") is not None or e.get("RDATE") is not None or e.get("RECURRENCE-ID") is not None
     }
+    out: dict[str, Busy] = {}
+
+    def add(event: Any) -> None:
+        if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
+            return
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":
+            return
+        start = _prop(event, "DTSTART")
+        if start is None:
+            return
+        end = _prop(event, "DTEND")
+        all_day = not isinstance(start, datetime)
+        if end is None:
+            duration = _prop(event, "DURATION")
+            if isinstance(duration, timedelta):
+                end = start + duration
+            elif all_day:
+                end = start + timedelta(days=1)
+            else:
+                return  # an instant with no length blocks nothing
+        in_zone = staff_zone if all_day else floating
+        starts_at, ends_at = _instant(start, in_zone), _instant(end, in_zone)
+        if ends_at <= starts_at or ends_at <= lo or starts_at >= hi:
+            return
+        uid = str(event.get("UID") or f"no-uid-{start}")
+        name = _name(event, uid, floating, recurring)
+        if name in out:  # two events with one UID and no recurrence: keep both
+            name = f"{name}#{sum(1 for k in out if k.startswith(name))}"
+        out[name] = Busy(starts_at, ends_at, name[:500])
+        if len(out) > max_events:
+            raise FeedError(f"the feed has more than {max_events} events in the horizon")
+
     try:
-        occurrences: Iterable[Any] = recurring_ical_events.of(cal, skip_bad_series=True).between(lo, hi)
-        out: dict[str, Busy] = {}
-        for event in occurrences:
-            if str(event.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT":
-                continue
-            if str(event.get("STATUS", "")).upper() == "CANCELLED":
-                continue
-            start = _prop(event, "DTSTART")
-            if start is None:
-                continue
-            end = _prop(event, "DTEND")
-            all_day = not isinstance(start, datetime)
-            if end is None:
-                duration = _prop(event, "DURATION")
-                if isinstance(duration, timedelta):
-                    end = start + duration
-                elif all_day:
-                    end = start + timedelta(days=1)
-                else:
-                    continue  # an instant with no length blocks nothing
-            in_zone = staff_zone if all_day else floating
-            starts_at, ends_at = _instant(start, in_zone), _instant(end, in_zone)
-            if ends_at <= starts_at:
-                continue
-            uid = str(event.get("UID") or f"no-uid-{start}")
-            name = _name(event, uid, floating, recurring)
-            if name in out:  # two events with one UID and no recurrence: keep both
-                name = f"{name}#{sum(1 for k in out if k.startswith(name))}"
-            out[name] = Busy(starts_at, ends_at, name[:500])
-            if len(out) > max_events:
-                raise FeedError(f"the feed has more than {max_events} events in the horizon")
+        series = icalendar.Calendar()
+        for key, value in cal.property_items(recursive=False)[1:-1]:
+            series.add(key, value)
+        for tz in cal.walk("VTIMEZONE"):
+            series.add_component(tz)
+        for event in events:
+            if str(event.get("UID")) in recurring:
+                series.add_component(event)
+            else:
+                add(event)
+        if recurring:
+            for event in recurring_ical_events.of(series, skip_bad_series=True).between(lo, hi):
+                add(event)
     except FeedError:
         raise
     except Exception as e:  # a series recurring-ical-events cannot expand at all
