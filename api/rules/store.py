@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -24,8 +24,6 @@ from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 from sqlalchemy.sql import ClauseElement
 
 from slotmill.api.errors import ProblemError, invalid
-from slotmill.api.models import parse_json_object
-from slotmill.materializer.engine.recurrence import rrule_problem
 from slotmill.materializer.loader import Conn
 
 Row = dict[str, Any]
@@ -65,10 +63,6 @@ def check_if_match(if_match: str | None, current: Any) -> None:
         "If-Match does not match the current ETag: someone changed it since you read it; read it again",
         field="header.If-Match",
     )
-
-
-def json_body(raw: bytes) -> dict[str, Any]:
-    return parse_json_object(raw)
 
 
 # --- cursors --------------------------------------------------------------------------------
@@ -165,15 +159,3 @@ def db_problem(err: psycopg.Error, prefix: str, *, deleting: bool = False) -> Pr
         return ProblemError(409, "conflict", "Conflicting write", message)
     # a value PostgreSQL could not take at all (out of range, not a time)
     return invalid(prefix, f"{prefix}: {message}")
-
-
-def rule_message(rule: str) -> str:
-    return rrule_problem(rule) or "not a bounded date recurrence"
-
-
-def prefixed(prefix: str, field: str) -> str:
-    return f"{prefix}.{field}" if field else prefix
-
-
-def ids_of(rows: Sequence[Row]) -> list[UUID]:
-    return [r["id"] for r in rows]
