@@ -138,6 +138,22 @@ class WebhookStatusOut(_Out):
     last_success_at: Instant | None
     pending: int
     oldest_pending_at: Instant | None
+class FeedStatusOut(_Out):
+    id: UUID
+    staff_id: UUID
+    url: str
+    active: bool
+    refresh_minutes: int
+    last_status: str | None = Field(
+        description="`ok`, `not_modified` or `error` (nothing changed); null: not synced yet."
+    )
+    last_http_status: int | None
+    last_error: str | None = Field(description="Why the last sync failed.")
+    last_sync_at: Instant | None
+    last_success_at: Instant | None
+    next_sync_at: Instant
+    busy_count: int = Field(description="Busy times the feed holds.")
+    failures: int = Field(description="Failed syncs since the last success.")
 
 
 class StatusOut(_Out):
@@ -154,6 +170,7 @@ class StatusOut(_Out):
     webhooks: list[WebhookStatusOut] = Field(
         default_factory=list, description="Webhook endpoints: last result, circuit, deliveries waiting."
     )
+    feeds: list[FeedStatusOut] = Field(description="Calendar feeds and their last sync.")
 
 
 class ExplainQuery(_In):
@@ -311,6 +328,8 @@ async def tenant_status(request: Request) -> Response:
         failures = await cur.fetchall()
         await cur.execute(Q["admin_webhooks"], {"tenant_id": t["id"]})  # events14
         hooks = await cur.fetchall()
+        await cur.execute(Q["admin_feeds"], {"tenant_id": t["id"]})
+        feeds = await cur.fetchall()
     assert s is not None
     # A status must answer whatever the tenant holds: a zone the engine cannot use is
     # reported, not raised.
@@ -352,6 +371,7 @@ async def tenant_status(request: Request) -> Response:
             },
             "failures": failures,
             "webhooks": hooks,
+            "feeds": feeds,
         }
     )
     return JSONResponse(out.model_dump(mode="json"))

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, events, home, host, public, waitlist, webhooks
+from slotmill.api import admin, catalog, events, home, host, public, rules, waitlist, webhooks
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -206,6 +206,7 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
         *events.routes,  # events14: live updates, webhook endpoints, waitlist
         *webhooks.routes,
         *waitlist.routes,
+        *rules.routes,
         *catalog.routes,
         *admin.routes,
         *home.routes,

@@ -26,6 +26,7 @@ import psycopg
 from bench import (
     engine_speed,
     events,
+    feed_sync,
     freshness,
     full_refresh,
     holds,
@@ -66,6 +67,10 @@ EVENT_ROWS = {
     "webhooks_throughput": ("webhook deliveries per second, one endpoint, one worker", ">= 500 deliveries/s"),
     "webhooks_dead_endpoint": ("webhook: a dead and a 10 s endpoint beside a healthy one", "adds 0 to the healthy one"),
     "sse_fanout": ("live updates: 1,000 open event streams, one hold", "all told within 1 s (p99)"),
+}
+FEED_ROWS = {
+    "feed_sync": ("calendar feed of 5,000 events (recurring included) synced", "<= 2 s"),
+    "feed_unchanged": ("calendar feed unchanged (conditional GET answered 304)", "<= 50 ms"),
 }
 WORKER_ROW = ("commit-to-visible after a booking cancel / a template change", "p99 <= 200 ms")
 
@@ -186,6 +191,13 @@ def run(args: argparse.Namespace) -> int:
                 ">= 50x",
                 lambda: on_demand.measure(conn, dsm, plan),
             )
+            runner.attempt(
+                "feed_sync",
+                "calendar feed of 5,000 events synced / unchanged",
+                "<= 2 s / <= 50 ms",
+                lambda: feed_sync.measure(conn, dsm, plan),
+            )
+            runner.fill(FEED_ROWS, "failed with the feed sync (see feed_sync)")
 
         why_api = api_missing()
         if why_api:

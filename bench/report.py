@@ -28,6 +28,8 @@ ROW_KEYS_FIXED = (
     "webhooks_throughput",
     "webhooks_dead_endpoint",
     "sse_fanout",
+    "feed_sync",
+    "feed_unchanged",
 )
 
 
@@ -67,6 +69,10 @@ METHOD = """\
   healthy endpoint's commit-to-delivered again.
 - Live updates: that many streams of one service open at once, one hold committed, COMMIT to
   each stream's `slots.changed`.
+- Calendar feeds: `jobs.feeds.sync_feed` of one feed served by a local HTTP server with
+  ETags (claim, conditional GET, parse and expand, the diff into busy_times, record,
+  commit), each synced run from no busy times and no validators; the unchanged run is the
+  304 answer. Beside it: the parse alone.
 """
 
 

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     sse_streams_per_client: int = 10
     sse_heartbeat_seconds: float = 15.0
     sse_queue_size: int = 256
+    # Calendar feeds (jobs/feeds.py): how often a worker looks for due feeds, and the
+    # bounds of one fetch: a feed slower or bigger than this fails and changes nothing.
+    feed_check_seconds: float = 30.0
+    feed_timeout_seconds: float = 10.0
+    feed_max_bytes: int = 10_000_000
+    feed_max_events: int = 50_000
 
     @field_validator("log_format", mode="before")
     @classmethod

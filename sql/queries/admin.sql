@@ -82,3 +82,10 @@ SELECT e.id, e.url, e.active, CASE WHEN e.disabled_reason = 'circuit' THEN 'open
   FROM webhook_endpoints e
  WHERE e.tenant_id = %(tenant_id)s
  ORDER BY e.created_at, e.id;
+-- name: admin_feeds
+-- The tenant's calendar feeds with their last result (what failed and why, when next).
+SELECT f.id, f.staff_id, f.url, f.active, f.refresh_minutes, f.last_status, f.last_http_status,
+       f.last_error, f.last_sync_at, f.last_success_at, f.next_sync_at, f.busy_count, f.failures
+  FROM calendar_feeds f
+ WHERE f.tenant_id = %(tenant_id)s
+ ORDER BY f.staff_id, f.url, f.id;
