@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,14 +28,26 @@ Q = owned_by(__name__)
 # page view and is far shorter than anyone takes to pick a slot.
 CACHE_CONTROL = "public, max-age=60"
 
+# Endpoints a booking page uses when this server has them, by path: the page subscribes to
+# live changes and offers a waitlist only where they exist.
+FEATURES = {"events": "/v1/tenants/{slug}/events", "waitlist": "/v1/tenants/{slug}/waitlist"}
+
+
+def features(routes: list[Any]) -> dict[str, bool]:
+    paths = {getattr(r, "path", None) for r in routes}
+    return {name: path in paths for name, path in FEATURES.items()}
+
 
 async def read_catalog(request: Request) -> Response:
     rate_limit(request, "reads")
     state = request.app.state
     slug = tenant_slug(request.path_params["slug"])
     pool: AsyncConnectionPool[Any] = state.pool
+    found = getattr(state, "catalog_features", None)
+    if found is None:
+        found = state.catalog_features = features(request.app.routes)
     async with pool.connection() as conn:
-        cur = await conn.execute(Q["read_catalog"], {"slug": slug})
+        cur = await conn.execute(Q["read_catalog"], {"slug": slug, "features": Json(found)})
         row = await cur.fetchone()
     if row is None:
         raise not_found("tenant", f"no tenant {slug!r}")
@@ -46,7 +59,7 @@ routes: list[BaseRoute] = [
         "/v1/tenants/{slug}/catalog",
         read_catalog,
         "GET",
-        summary="What can be booked with whom: services, staff, locations",
+        summary="What can be booked with whom, where, and how a booking page confirms",
         tag="public",
         path=TenantPath,
         responses={
