@@ -14,6 +14,11 @@ stopped by its own same-origin policy.
 
 A tenant's origins are read once and kept for ``ORIGINS_TTL_S``: a changed list applies
 within that time, and a page that makes many calls costs one lookup, not one per call.
+
+The widget's own files (``/widget/...``: scripts, stylesheet) are public and the same for
+everyone, so any site may read them (``Access-Control-Allow-Origin: *``, no credentials):
+tools that read a page's stylesheets, such as accessibility checkers, can then read the
+widget's too.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ PUBLIC_PATH = re.compile(
     r"^/v1/tenants/(?P<slug>[a-z0-9][a-z0-9-]{0,62})/"
     r"(?:catalog|slots|slot-status|holds|holds/[^/]+|holds/[^/]+/confirm/public|events|waitlist)$"
 )
+ASSETS_PREFIX = "/widget/"
 ALLOW_METHODS = "GET, POST, DELETE"
 ALLOW_HEADERS = "Accept, Authorization, Content-Type, Last-Event-ID, X-Request-ID"
 # Date lets a page check its clock; Retry-After says how long a 429 lasts.
@@ -116,7 +122,10 @@ class TenantCorsMiddleware:
             return
         m = PUBLIC_PATH.match(scope["path"])
         if m is None:
-            await self.app(scope, receive, send)
+            if scope["path"].startswith(ASSETS_PREFIX):
+                await self.app(scope, receive, _adding(send, [(b"access-control-allow-origin", b"*")]))
+            else:
+                await self.app(scope, receive, send)
             return
         origin = _header(scope, b"origin")
         preflight = scope["method"] == "OPTIONS" and _header(scope, b"access-control-request-method") is not None
@@ -164,9 +173,13 @@ class TenantCorsMiddleware:
                 (b"access-control-expose-headers", EXPOSE_HEADERS.encode()),
             ]
 
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
+        await self.app(scope, receive, _adding(send, extra))
 
-        await self.app(scope, receive, send_with_cors)
+
+def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *headers]
+        await send(message)
+
+    return send_with

@@ -713,7 +713,11 @@ def test_slot_status_bad_input(demo_db: str) -> None:
         assert _status(c, haircut, at, str(UUID(int=5))) == "unavailable"
 
 
-def test_embed_script_is_served(demo_client: httpx.Client) -> None:
-    r = demo_client.get("/widget/embed.js")
+def test_embed_script_is_served_to_any_site(demo_client: httpx.Client) -> None:
+    r = demo_client.get("/widget/embed.js", headers={"Origin": SALON})
     assert r.status_code == 200 and "javascript" in r.headers["content-type"]
     assert "data-tenant" in r.text
+    # The widget's own files are public: any site (and its tools) may read them.
+    for asset in ("embed.js", "widget.js", "widget.css"):
+        r = demo_client.get(f"/widget/{asset}", headers={"Origin": "https://anywhere.example"})
+        assert r.headers["access-control-allow-origin"] == "*", asset
