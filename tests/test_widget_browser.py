@@ -194,8 +194,8 @@ def _active_id(page: Page) -> str:
     )
 
 
-def _shot(page: Page, name: str) -> None:
-    page.screenshot(path=ARTIFACTS / f"widget-{name}.png", full_page=True)
+def _shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=ARTIFACTS / f"widget-{name}.png", full_page=full_page, animations="disabled")
 
 
 def _fill_contact(page: Page, contact: dict[str, str], prefix: str = "") -> None:
@@ -255,6 +255,7 @@ def test_book_at_each_location(browser: Browser, site: Site, where: str, size: s
     assert page.inner_text("button.slot >> nth=0 >> .t") in _clock(local)
     _no_horizontal_scroll(page, width)
     _shot(page, f"{tag}-2-times")
+    _shot(page, f"{tag}-2-times-screen", full_page=False)
 
     slot.click()
     page.wait_for_selector("#step-hold:not([hidden])")
@@ -541,8 +542,8 @@ def test_a_time_taken_meanwhile_says_so(browser: Browser, site: Site, size: str)
     a.wait_for_selector("#step-hold:not([hidden])")
 
     b.click(this_slot)  # still on B's (stale) page
-    b.wait_for_selector("#alert:not([hidden])")
-    assert "someone else has just taken" in b.inner_text("#alert")
+    b.wait_for_selector("#day-alert:not([hidden])")
+    assert "someone else has just taken" in b.inner_text("#day-alert")
     assert b.locator(this_slot).count() == 0
     assert b.is_visible("#step-pick") and not b.is_visible("#step-hold")
     _shot(b, f"{size}-taken")
@@ -568,8 +569,8 @@ def test_a_time_the_salon_removed_says_so(browser: Browser, site: Site, size: st
         refresh(conn, tenant)
 
     page.click(f"button.slot[data-key='{key}']")
-    page.wait_for_selector("#alert:not([hidden])")
-    text = page.inner_text("#alert")
+    page.wait_for_selector("#day-alert:not([hidden])")
+    text = page.inner_text("#day-alert")
     assert "no longer offered" in text and "changed its schedule" in text, text
     assert "taken" not in text and "Dentist" not in text
     assert page.locator(f"button.slot[data-key='{key}']").count() == 0
@@ -632,8 +633,8 @@ def test_the_countdown_never_ends_before_the_servers_hold(browser: Browser, site
             samples += 1
         time.sleep(0.05)
     assert samples >= 5
-    page.wait_for_selector("#alert:not([hidden])")
-    assert "ran out" in page.inner_text("#alert")
+    page.wait_for_selector("#day-alert:not([hidden])")
+    assert "ran out" in page.inner_text("#day-alert")
     assert errors == []
     ctx.close()
 
@@ -706,5 +707,107 @@ def test_axe_finds_no_serious_violation(browser: Browser, site: Site, size: str)
     assert _active_id(page) == "hold-heading"
     page.keyboard.press("Tab")
     assert _active_id(page) == "name"
+    assert errors == []
+    ctx.close()
+
+
+# --- what slots in when the server has it: the event stream, the waitlist ----------------------
+#
+# Both endpoints are another branch's work. Until they are on this server, Playwright plays
+# them here (the catalog's features, and the endpoint's answer), to show that the page uses
+# them as soon as the catalog says they exist.
+
+
+def _with_features(page: Page, **features: bool) -> None:
+    def catalog(route: Any) -> None:
+        response = route.fetch()
+        data = response.json()
+        data["features"].update(features)
+        route.fulfill(response=response, json=data)
+
+    page.route(f"**/v1/tenants/{DEMO_SLUG}/catalog", catalog)
+
+
+def test_live_events_redraw_the_times(browser: Browser, site: Site) -> None:
+    haircut = site.service("Haircut")
+    errors: list[str] = []
+    ctx = _context(browser)
+    page = _watch(ctx.new_page(), errors)
+    _with_features(page, events=True)
+    subscribed: list[str] = []
+    now = datetime.now(UTC)
+    change = {
+        "service_ids": [haircut],
+        "from": (now - timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+        "to": (now + timedelta(days=60)).isoformat().replace("+00:00", "Z"),
+        "seq": 1,
+    }
+
+    def events(route: Any) -> None:
+        subscribed.append(route.request.url)
+        # One event, then the stream ends and the browser comes back (retry: 200 ms).
+        body = f"retry: 200\nevent: slots.changed\nid: 1\ndata: {orjson.dumps(change).decode()}\n\n"
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    page.route(f"**/v1/tenants/{DEMO_SLUG}/events?*", events)
+    page.goto(site.url())
+    page.wait_for_selector("#widget[data-step='pick']")
+    _choose(page, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
+    slot = page.locator("button.slot").nth(3)
+    key = slot.get_attribute("data-key")
+    r = httpx.post(f"{site.base}/v1/tenants/{DEMO_SLUG}/holds", json={"slot_id": slot.get_attribute("data-slot-id")})
+    assert r.status_code == 201
+    # No focus, no reload: the next slots.changed redraws the day without that time.
+    page.wait_for_selector(f"button.slot[data-key='{key}']", state="detached")
+    assert subscribed and f"service_id={haircut}" in subscribed[0]
+    assert errors == []
+    ctx.close()
+
+
+def test_a_day_without_times_offers_the_waitlist(browser: Browser, site: Site) -> None:
+    errors: list[str] = []
+    ctx = _context(browser, size="phone")
+    # Not on this server: no waitlist offered.
+    plain = _open(ctx, site.url(), errors)
+    _choose(plain, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
+    plain.locator(".day-button.none").first.click()
+    assert plain.is_visible("#empty") and not plain.is_visible("#waitlist-open")
+    plain.close()
+
+    page = _watch(ctx.new_page(), errors)
+    _with_features(page, waitlist=True)
+    posted: list[dict[str, Any]] = []
+
+    def waitlist(route: Any) -> None:
+        posted.append(route.request.post_data_json)
+        route.fulfill(status=201, json={"id": "00000000-0000-0000-0000-000000000001"})
+
+    page.route(f"**/v1/tenants/{DEMO_SLUG}/waitlist", waitlist)
+    page.goto(site.url())
+    page.wait_for_selector("#widget[data-step='pick']")
+    _choose(page, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
+    day = page.locator(".day-button.none").first
+    iso = day.get_attribute("data-date")
+    day.click()
+    page.click("#waitlist-open")
+    assert _active_id(page) == "waitlist-heading"
+    page.click("#waitlist-join")  # nothing filled in
+    assert page.is_visible("#wl-name-error") and posted == []
+    _fill_contact(page, CONTACT, prefix="wl-")
+    _shot(page, "phone-waitlist")
+    page.click("#waitlist-join")
+    page.wait_for_selector("#waitlist-form", state="hidden")
+    assert "on the waitlist" in page.inner_text("#empty-text")
+    assert posted == [
+        {
+            "service_id": site.service("Haircut"),
+            "staff_id": site.staff("Ava Clarke"),
+            "location_id": str(demo_id("location", "Fern & Finch, Shoreditch")),
+            "from": iso,
+            "to": iso,
+            "tz": "Europe/London",
+            "contact": CONTACT,
+        }
+    ]
     assert errors == []
     ctx.close()

@@ -167,6 +167,7 @@
           </nav>
 
           <div id="day" class="day-panel" aria-busy="false">
+            <div id="day-alert" class="alert" role="alert" hidden></div>
             <${h(2)} id="day-heading" class="day-heading" tabindex="-1"></${h(2)}>
             <p id="zone-note" class="zone-note"></p>
             <div id="groups"></div>
@@ -200,6 +201,7 @@
     </p>
     <form id="confirm-form" novalidate>
       ${contact("")}
+      <div id="hold-alert" class="alert" role="alert" hidden></div>
       <div class="actions">
         <button type="submit" id="confirm" class="primary">Confirm booking</button>
         <button type="button" id="release">Choose another time</button>
@@ -342,9 +344,15 @@
       el.status.textContent = text;
     }
 
-    function alertUser(text) {
-      el.alert.textContent = text;
-      el.alert.hidden = !text;
+    // A problem is said where the customer is looking: at the top (the page), in the day's
+    // times ("day": a time that went, a hold that ran out), or by the confirm button
+    // ("hold"). Saying one clears the others; alertUser("") clears all.
+    function alertUser(text, near) {
+      const box = { day: el.dayAlert, hold: el.holdAlert }[near] || el.alert;
+      [el.alert, el.dayAlert, el.holdAlert].forEach((b) => {
+        b.textContent = b === box ? text : "";
+        b.hidden = b !== box || !text;
+      });
     }
 
     function showStep(name) {
@@ -766,6 +774,7 @@
       const zones = new Set(plan.map((p) => p.zone));
       const differs = (zone) => offsetMs(Date.now(), zone) !== offsetMs(Date.now(), state.viewer) ||
         slots.some((s) => s.zone === zone && viewerTime(s.start, zone));
+      el.zoneNote.hidden = !slots.length;
       if (zones.size === 1) {
         const zone = zones.values().next().value;
         el.zoneNote.textContent = "Times are in " + zoneName(zone) +
@@ -1019,13 +1028,13 @@
         setSlotsDisabled(false);
         el.groups.querySelectorAll("button.slot.holding").forEach((b) => b.classList.remove("holding"));
         say("");
-        alertUser("Could not hold that time: " + friendly(err));
+        alertUser("Could not hold that time: " + friendly(err), "day");
         return;
       }
       await showWeek(state.weekStart, { keepDay: state.day, quiet: true });
       setSlotsDisabled(false);
       say("");
-      alertUser(text);
+      alertUser(text, "day");
       el.dayHeading.focus();
     }
 
@@ -1118,7 +1127,7 @@
       state.busy = false;
       showStep("pick");
       return showWeek(state.weekStart || firstWeek(), { keepDay: state.day }).then(() => {
-        if (problem) alertUser(problem);
+        if (problem) alertUser(problem, "day");
         if (news) say(news);
         el.dayHeading.focus();
       });
@@ -1304,11 +1313,12 @@
         if (err.status === 422 && serverFieldError("", err)) return;
         const mode = confirmMode();
         if (mode === "demo" && err.status === 404 && err.code !== "hold_not_found") {
-          alertUser("This page cannot confirm bookings: " + cat().tenant.name + " has not set up confirming from it.");
+          alertUser("This page cannot confirm bookings: " + cat().tenant.name + " has not set up confirming from it.",
+            "hold");
         } else if (mode === "public" && (err.status === 401 || err.status === 403)) {
-          alertUser("This page cannot confirm bookings right now. Please contact " + cat().tenant.name + ".");
+          alertUser("This page cannot confirm bookings right now. Please contact " + cat().tenant.name + ".", "hold");
         } else {
-          alertUser("Could not confirm: " + friendly(err));
+          alertUser("Could not confirm: " + friendly(err), "hold");
         }
       }
     });
@@ -1382,7 +1392,9 @@
         say("");
         el.emptyText.textContent = "You are on the waitlist for " + waitlistWhat() + " We will tell you if a time frees up.";
       } catch (err) {
-        if (!(err.status === 422 && serverFieldError("wl-", err))) alertUser("Could not join the waitlist: " + friendly(err));
+        if (!(err.status === 422 && serverFieldError("wl-", err))) {
+          alertUser("Could not join the waitlist: " + friendly(err), "day");
+        }
       } finally {
         el.waitlistJoin.disabled = false;
       }
