@@ -390,8 +390,9 @@ def test_widget_page_is_served(demo_client: httpx.Client) -> None:
     r = demo_client.get("/widget/")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    assert 'src="widget.js"' in r.text and 'href="widget.css"' in r.text
-    for asset, kind in (("widget.js", "javascript"), ("widget.css", "text/css")):
+    # slotmill's own page is the one-tag embed too, its options from the address
+    assert '<script src="embed.js" data-from-url' in r.text
+    for asset, kind in (("embed.js", "javascript"), ("widget.js", "javascript"), ("widget.css", "text/css")):
         r = demo_client.get(f"/widget/{asset}")
         assert r.status_code == 200 and kind in r.headers["content-type"], asset
 

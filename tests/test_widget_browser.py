@@ -241,6 +241,8 @@ def test_book_at_each_location(browser: Browser, site: Site, where: str, size: s
     _shot(page, f"{tag}-1-start")
 
     _choose(page, site, location=where, service="Haircut")
+    # Loading times moves no focus (no ring on a heading after each load).
+    assert _active_id(page) not in ("day-heading", "week-label")
     # The first day with times is chosen, and its times are this location's only.
     groups = page.locator("#groups .group-heading")
     assert groups.count() == 1 and name in groups.first.inner_text()
@@ -416,6 +418,34 @@ def test_phone_layout_is_a_day_at_a_time_with_sticky_days(browser: Browser, site
     ctx.close()
 
 
+@pytest.mark.parametrize("size", list(WIDTHS))
+def test_names_fit_their_pickers(browser: Browser, site: Site, size: str) -> None:
+    errors: list[str] = []
+    ctx = _context(browser, size=size)
+    page = _open(ctx, site.url(), errors)
+    _choose(page, site, service="Colour")
+    # Every option's text fits its select (measured in the select's own font), arrow aside.
+    too_wide = page.evaluate(
+        """() => {
+        const root = document.querySelector('.slotmill-booking').shadowRoot;
+        const ctx = document.createElement('canvas').getContext('2d');
+        const out = [];
+        for (const id of ['service', 'staff']) {
+            const select = root.getElementById(id);
+            const style = getComputedStyle(select);
+            ctx.font = style.font;
+            const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 24;
+            for (const o of select.options) if (ctx.measureText(o.text).width > room) out.push(o.text);
+        }
+        return out;
+    }"""
+    )
+    assert page.locator("#staff option").count() > 3
+    assert too_wide == []
+    assert errors == []
+    ctx.close()
+
+
 def test_days_past_the_booking_limit_are_not_closed_days(browser: Browser, site: Site) -> None:
     errors: list[str] = []
     ctx = _context(browser)
@@ -576,6 +606,30 @@ def test_a_time_the_salon_removed_says_so(browser: Browser, site: Site, size: st
     assert page.locator(f"button.slot[data-key='{key}']").count() == 0
     assert site.query("SELECT count(*) FROM bookings WHERE status = 'held'") == [(0,)]
     _shot(page, f"{size}-removed")
+    assert errors == []
+    ctx.close()
+
+
+def test_times_read_long_ago_are_read_again_before_a_hold(browser: Browser, site: Site) -> None:
+    errors: list[str] = []
+    ctx = _context(browser)
+    page = _watch(ctx.new_page(), errors)
+    page.clock.install()
+    page.goto(site.url())
+    page.wait_for_selector("#widget[data-step='pick']")
+    _choose(page, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
+    slot = page.locator("button.slot").nth(2)
+    key = slot.get_attribute("data-key")
+    r = httpx.post(f"{site.base}/v1/tenants/{DEMO_SLUG}/holds", json={"slot_id": slot.get_attribute("data-slot-id")})
+    assert r.status_code == 201
+    holds: list[str] = []
+    page.on("request", lambda q: holds.append(q.url) if q.method == "POST" and q.url.endswith("/holds") else None)
+    page.clock.fast_forward("01:01")  # the page was left open for a minute
+    page.click(f"button.slot[data-key='{key}']")
+    page.wait_for_selector("#day-alert:not([hidden])")
+    assert "someone else has just taken" in page.inner_text("#day-alert")
+    assert holds == []  # read again, seen gone: not even tried
+    assert page.locator(f"button.slot[data-key='{key}']").count() == 0
     assert errors == []
     ctx.close()
 

@@ -140,7 +140,8 @@
         </fieldset>
         <div class="field">
           <label for="service">Service</label>
-          <select id="service" name="service"></select>
+          <select id="service" name="service" aria-describedby="service-hint"></select>
+          <p id="service-hint" class="hint below" hidden></p>
         </div>
         <div class="field" id="staff-field">
           <label for="staff">With</label>
@@ -454,10 +455,7 @@
         cat().staff.some((s) => performs(s, v.id) && worksAt(s, state.locationId)));
       if (state.serviceId && !offered.some((v) => v.id === state.serviceId)) state.serviceId = "";
       el.service.replaceChildren(option("", offered.length ? "Choose a service" : "Nothing to book here"));
-      offered.forEach((v) => {
-        const group = v.seats > 1 ? " · group, " + v.seats + " places" : "";
-        el.service.append(option(v.id, v.name + " · " + v.duration_minutes + " min" + group));
-      });
+      offered.forEach((v) => el.service.append(option(v.id, v.name + " · " + v.duration_minutes + " min")));
       if (!state.serviceId && offered.length === 1) state.serviceId = offered[0].id;
       el.service.value = state.serviceId;
     }
@@ -479,6 +477,8 @@
 
     function fillSeats() {
       el.seatsField.hidden = !isGroup();
+      el.serviceHint.hidden = !isGroup();
+      el.serviceHint.textContent = isGroup() ? "A group session of up to " + service().seats + " people." : "";
       if (!isGroup()) {
         state.seats = 1;
         return;
@@ -613,8 +613,8 @@
       how = how || {};
       const seq = ++state.loadSeq;
       state.weekStart = weekStart;
-      state.ahead = null;
       if (!how.quiet) {
+        state.ahead = null;
         // What is shown is current only once this is set again (tests wait on it too).
         delete el.widget.dataset.ready;
         setBusy(true);
@@ -630,7 +630,7 @@
           if (found) week = found;
         }
       } catch (err) {
-        if (seq !== state.loadSeq) return false;
+        if (seq !== state.loadSeq || how.quiet) return false; // a quiet refresh fails quietly
         setBusy(false);
         say("");
         alertUser("Could not load times: " + friendly(err));
@@ -934,7 +934,10 @@
     // ---- hold ------------------------------------------------------------------------------
 
     function setSlotsDisabled(disabled) {
-      el.groups.querySelectorAll("button.slot").forEach((b) => { b.disabled = disabled; });
+      el.groups.querySelectorAll("button.slot").forEach((b) => {
+        b.disabled = disabled;
+        if (!disabled) b.classList.remove("holding");
+      });
     }
 
     function describeTime(slot) {
@@ -975,9 +978,9 @@
       try {
         if (performance.now() - state.week.fetchedAt > STALE_MS) {
           // Read again first: a page left open for a while shows old times.
-          const fresh = await fetchWeek(state.weekStart);
-          state.week = fresh;
-          const again = Object.values(fresh.days).flat().find((s) => slotKey(s) === slotKey(slot));
+          await showWeek(state.weekStart, { keepDay: state.day, quiet: true });
+          setSlotsDisabled(true);
+          const again = Object.values(state.week.days).flat().find((s) => slotKey(s) === slotKey(slot));
           if (!again) throw new Gone();
           slot = again;
         }
@@ -1026,7 +1029,6 @@
       if (!text && err.status === 409) text = "Sorry, " + when + " is no longer available. The times below are up to date.";
       if (!text) {
         setSlotsDisabled(false);
-        el.groups.querySelectorAll("button.slot.holding").forEach((b) => b.classList.remove("holding"));
         say("");
         alertUser("Could not hold that time: " + friendly(err), "day");
         return;
