@@ -30,6 +30,7 @@ from slotmill.api.middleware import RequestContextMiddleware
 from slotmill.api.models import Ok, Ready
 from slotmill.api.openapi import openapi_document
 from slotmill.api.ratelimit import RateLimiter, TrustedProxies
+from slotmill.api.readcache import ReadCache
 from slotmill.api.routing import Reply, route
 from slotmill.config import Settings, get_settings
 from slotmill.materializer.model import RuleError
@@ -248,4 +249,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.read_limiter = RateLimiter(settings.rate_limit_reads)
     app.state.hold_limiter = RateLimiter(settings.rate_limit_holds)
     app.state.trusted_proxies = TrustedProxies.from_settings(settings)
+    app.state.read_cache = ReadCache(settings.read_cache_mb * 1024 * 1024)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import class_row
@@ -33,6 +34,7 @@ from slotmill.api.models import (
     tenant_slug,
 )
 from slotmill.api.ratelimit import rate_limit
+from slotmill.api.readcache import Kept, ReadCache, kept_from
 from slotmill.api.routing import Link, Reply, route
 from slotmill.materializer import bookings
 from slotmill.sql import owned_by
@@ -47,13 +49,17 @@ JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class SlotRead:
-    """A read's one row: flags naming what does not exist (404s), and the JSON body."""
+    """A read's one row: flags naming what does not exist (404s), the JSON body, and what
+    keeping it needs (the tenant's version, until when time leaves it unchanged)."""
 
     no_tenant: bool
     no_service: bool
     no_staff: bool
     no_location: bool
     body: str
+    tenant_id: UUID | None
+    version: int | None
+    valid_until: datetime | None
 
 
 async def read_slots(request: Request) -> Response:
@@ -79,7 +85,13 @@ async def read_slots(request: Request) -> Response:
         "limit": q.limit,
     }
     name = "read_slots_by_time" if q.group == "time" else "read_slots"
+    cache: ReadCache = request.app.state.read_cache
+    key = (name, *params.items())
     async with request.app.state.pool.connection() as conn:
+        kept = cache.candidate(key) if cache.enabled else None
+        if kept is not None and await cache.still_current(conn, kept):
+            cache.hits += 1
+            return _answer(request, kept)
         try:
             # Prepared only for the per-staff read: measured 1.35 ms prepared vs 2.11 ms
             # planned afresh (PostgreSQL 15), while a generic plan of the any-staff read was
@@ -101,8 +113,28 @@ async def read_slots(request: Request) -> Response:
         raise not_found("staff", f"no active staff member {q.staff_id} in tenant {slug!r}")
     if row.no_location:
         raise not_found("location", f"no location {q.location_id} in tenant {slug!r}")
-    # The database built the body: pass its text through without decoding it here.
-    return Response(row.body, media_type=JSON)
+    assert row.tenant_id is not None and row.version is not None
+    # The database built the body: it is passed through, never decoded here.
+    kept = kept_from(row.tenant_id, row.version, row.valid_until, row.body)
+    cache.misses += 1
+    cache.put(key, kept)
+    return _answer(request, kept)
+
+
+def _answer(request: Request, kept: Kept) -> Response:
+    """The answer, or 304 when the client has it already; gzip when it asks for it. The
+    client must revalidate every time (no-cache): the ETag makes that cheap, and only the
+    server can know the answer is unchanged."""
+    headers = {"ETag": kept.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if kept.etag in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    if kept.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(kept.gzipped, media_type=JSON, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(kept.body, media_type=JSON, headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
 
 
 # --- POST /v1/tenants/{slug}/holds --------------------------------------------------------

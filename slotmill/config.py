@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     pool_min_size: int = 4
     pool_max_size: int = 16
 
+    # Slot read answers each API process keeps (megabytes; 0: none). Never stale: each is
+    # checked against the tenant's version before it is served again (api/readcache.py).
+    read_cache_mb: int = 64
+
     # Per client address, per minute (SPEC §9).
     rate_limit_reads: int = 120
     rate_limit_holds: int = 10
