@@ -529,6 +529,16 @@ def test_public_confirm_needs_the_current_key_of_a_tenant_that_opted_in(demo_db:
         assert r.status_code == 201, r.text
 
 
+def test_public_confirm_is_rate_limited_like_holds(demo_db: str) -> None:
+    settings = Settings(demo_mode=False, rate_limit_reads=100_000, rate_limit_holds=3)
+    with serve(settings) as base, httpx.Client(base_url=base) as c:
+        answers = [
+            _public_confirm(c, str(UUID(int=n)), {"contact": PUBLIC_CONTACT}).status_code for n in range(4)
+        ]
+    # the same budget as holds: three, then a 429 until the bucket refills
+    assert answers == [404, 404, 404, 429]
+
+
 # --- cross-origin access, per tenant ----------------------------------------------------------
 
 SALON = "https://fernandfinch.example"
