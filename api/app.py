@@ -23,7 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, catalog, events, home, host, public, rules, waitlist, webhooks
+from slotmill.api import admin, catalog, events, home, host, public, publishable, rules, slot_status, waitlist, webhooks
+from slotmill.api.cors import TenantCorsMiddleware
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
@@ -202,6 +203,8 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
             name="openapi",
         ),
         *public.routes,
+        *slot_status.routes,
+        *publishable.routes,
         *host.routes,
         *events.routes,  # events14: live updates, webhook endpoints, waitlist
         *webhooks.routes,
@@ -254,6 +257,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(RequestContextMiddleware, max_body_bytes=MAX_BODY_BYTES),
             Middleware(MetricsMiddleware),
+            # Inside the two above: its preflight answers and refusals carry a request id.
+            Middleware(TenantCorsMiddleware),
         ],
         exception_handlers={
             ProblemError: _problem,

@@ -394,16 +394,40 @@ class CatalogTenant(_Out):
     horizon_days: int
 
 
+class CatalogBooking(_Out):
+    hold_ttl_seconds: int = Field(
+        ge=1,
+        description="How long a hold lasts: a countdown run for this long from the hold's answer never ends early.",
+    )
+    public_confirm: bool = Field(
+        description="The tenant lets a booking page confirm holds with its publishable key"
+        " (`POST .../holds/{hold_id}/confirm/public`)."
+    )
+    confirm_url: str | None = Field(
+        description="Otherwise: the host's own URL a booking page posts the hold and the contact details to."
+    )
+
+
+class CatalogFeatures(_Out):
+    events: bool = Field(description="`GET /v1/tenants/{slug}/events` (live slot changes) is served.")
+    waitlist: bool = Field(description="`POST /v1/tenants/{slug}/waitlist` is served.")
+
+
 class CatalogService(_Out):
     id: UUID
     name: str
     duration_minutes: int
+    seats: int = Field(ge=1, description="Seats of one session: more than 1 is a group service.")
+    min_notice_minutes: int = Field(ge=0, description="Starts sooner than this from now are not offered.")
+    max_advance_days: int = Field(ge=0, description="Starts later than this many days from now are not offered yet.")
 
 
 class CatalogStaff(_Out):
     id: UUID
     display_name: str
     location_id: UUID | None
+    timezone: str = Field(description="The staff member's zone: their own, else their location's, else the tenant's.")
+    location_ids: list[UUID] = Field(description="Every location they work at (their own and their hours').")
     service_ids: list[UUID] = Field(description="The active services this staff member performs.")
 
 
@@ -415,6 +439,8 @@ class CatalogLocation(_Out):
 
 class CatalogOut(_Out):
     tenant: CatalogTenant
+    booking: CatalogBooking
+    features: CatalogFeatures
     services: list[CatalogService]
     staff: list[CatalogStaff]
     locations: list[CatalogLocation]
