@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import time
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from psycopg.rows import dict_row
@@ -122,6 +122,40 @@ class FailureOut(_Out):
     next_attempt_at: Instant | None
 
 
+class WebhookStatusOut(_Out):
+    """events14: a webhook endpoint as an operator needs it."""
+
+    id: UUID
+    url: str
+    active: bool
+    circuit: Literal["open", "closed"] = Field(description="`open`: disabled after a run of failures.")
+    disabled_reason: Literal["host", "circuit"] | None
+    consecutive_failures: int
+    failing_since: Instant | None
+    last_attempt_at: Instant | None
+    last_status: int | None = Field(description="HTTP status of the last attempt (null: no answer).")
+    last_error: str | None
+    last_success_at: Instant | None
+    pending: int
+    oldest_pending_at: Instant | None
+class FeedStatusOut(_Out):
+    id: UUID
+    staff_id: UUID
+    url: str
+    active: bool
+    refresh_minutes: int
+    last_status: str | None = Field(
+        description="`ok`, `not_modified` or `error` (nothing changed); null: not synced yet."
+    )
+    last_http_status: int | None
+    last_error: str | None = Field(description="Why the last sync failed.")
+    last_sync_at: Instant | None
+    last_success_at: Instant | None
+    next_sync_at: Instant
+    busy_count: int = Field(description="Busy times the feed holds.")
+    failures: int = Field(description="Failed syncs since the last success.")
+
+
 class StatusOut(_Out):
     tenant: str
     timezone: str
@@ -133,6 +167,10 @@ class StatusOut(_Out):
     last_full_refresh: LastRefreshOut | None
     queue: QueueOut
     failures: list[FailureOut] = Field(description="Recomputes that failed, with why: the work is kept, not lost.")
+    webhooks: list[WebhookStatusOut] = Field(
+        default_factory=list, description="Webhook endpoints: last result, circuit, deliveries waiting."
+    )
+    feeds: list[FeedStatusOut] = Field(description="Calendar feeds and their last sync.")
 
 
 class ExplainQuery(_In):
@@ -288,6 +326,10 @@ async def tenant_status(request: Request) -> Response:
         s = await cur.fetchone()
         await cur.execute(Q["admin_failures"], {"tenant_id": t["id"]})
         failures = await cur.fetchall()
+        await cur.execute(Q["admin_webhooks"], {"tenant_id": t["id"]})  # events14
+        hooks = await cur.fetchall()
+        await cur.execute(Q["admin_feeds"], {"tenant_id": t["id"]})
+        feeds = await cur.fetchall()
     assert s is not None
     # A status must answer whatever the tenant holds: a zone the engine cannot use is
     # reported, not raised.
@@ -328,6 +370,8 @@ async def tenant_status(request: Request) -> Response:
                 "oldest_age_seconds": None if s["oldest_age_s"] is None else round(s["oldest_age_s"], 3),
             },
             "failures": failures,
+            "webhooks": hooks,
+            "feeds": feeds,
         }
     )
     return JSONResponse(out.model_dump(mode="json"))
@@ -422,7 +466,7 @@ routes: list[BaseRoute] = [
         "/v1/admin/tenants/{slug}/status",
         tenant_status,
         "GET",
-        summary="Horizon, slot count, last full refresh, queue",
+        summary="Horizon, slot count, last full refresh, queue, webhook endpoints",
         tag="admin",
         path=TenantPath,
         responses={200: StatusOut},

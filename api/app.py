@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,15 +23,33 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from slotmill.api import admin, admin_console, admin_day, admin_tenants, admin_usage, catalog, home, host, public
+from slotmill.api import (
+    admin,
+    admin_console,
+    admin_day,
+    admin_tenants,
+    admin_usage,
+    catalog,
+    events,
+    home,
+    host,
+    public,
+    publishable,
+    rules,
+    slot_status,
+    waitlist,
+    webhooks,
+)
+from slotmill.api.cors import TenantCorsMiddleware
 from slotmill.api.db import open_pools
 from slotmill.api.errors import ProblemError, problem_response
 from slotmill.api.metrics import METRICS, MetricsMiddleware, metrics_endpoint
 from slotmill.api.middleware import RequestContextMiddleware
 from slotmill.api.models import Ok, Ready
 from slotmill.api.openapi import openapi_document
-from slotmill.api.ratelimit import RateLimiter, TrustedProxies
+from slotmill.api.ratelimit import RateLimiter, SharedLimits, TrustedProxies
 from slotmill.api.readcache import ReadCache
+from slotmill.api.replicas import ReadRouter
 from slotmill.api.routing import Reply, route
 from slotmill.config import Settings, get_settings
 from slotmill.materializer.model import RuleError
@@ -71,6 +91,7 @@ async def readyz(request: Request) -> Response:
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
         ) from None
     have = row[0] if row else None
+    reads: ReadRouter | None = getattr(request.app.state, "reads", None)
     # Behind is not ready; ahead is: migrations are forward-only and additive, so during an
     # upgrade the old processes keep serving (and stay in the load balancer) once the new
     # version has migrated.
@@ -81,7 +102,10 @@ async def readyz(request: Request) -> Response:
             "Schema not current",
             f"database schema version {have}, this build needs {want}: run `slotmill migrate`",
         )
-    return JSONResponse({"ok": True, "schema_version": have})
+    # Replicas are reported, never a reason to be unready: a replica that is down or behind
+    # only sends its reads to the primary, and taking every API process out of the load
+    # balancer for it would turn a slower read into an outage.
+    return JSONResponse({"ok": True, "schema_version": have, "replicas": reads.status() if reads else []})
 
 
 async def openapi_json(request: Request) -> Response:
@@ -180,7 +204,7 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
             "/metrics",
             metrics_endpoint,
             "GET",
-            summary="Prometheus metrics of this process",
+            summary="Prometheus metrics of this API instance (all its worker processes)",
             tag="probes",
             responses={200: Reply(str, media_type="text/plain")},
             name="metrics",
@@ -195,7 +219,13 @@ def build_routes(settings: Settings) -> list[BaseRoute]:
             name="openapi",
         ),
         *public.routes,
+        *slot_status.routes,
+        *publishable.routes,
         *host.routes,
+        *events.routes,  # events14: live updates, webhook endpoints, waitlist
+        *webhooks.routes,
+        *waitlist.routes,
+        *rules.routes,
         *catalog.routes,
         *admin.routes,
         *admin_tenants.routes,
@@ -222,10 +252,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         pools = await open_pools(settings)
         app.state.pool = pools.pool
         app.state.sync_pool = pools.sync_pool
+        app.state.reads = pools.reads
         app.state.database_url = pools.url
+        # Made here: the Redis client belongs to the event loop that serves.
+        shared = SharedLimits.from_settings(settings)
+        app.state.shared_limits = shared
+        monitor = asyncio.create_task(pools.reads.monitor()) if pools.reads.replicas else None
+        # One LISTEN connection per process feeds every live-update stream.
+        hub = app.state.event_hub = events.EventHub.from_settings(pools.url, pools.pool, settings)
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
+            if monitor is not None:
+                monitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await monitor
+            if shared is not None:
+                await shared.close()
             await pools.close()
 
     app = Starlette(
@@ -233,6 +278,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(RequestContextMiddleware, max_body_bytes=MAX_BODY_BYTES),
             Middleware(MetricsMiddleware),
+            # Inside the two above: its preflight answers and refusals carry a request id.
+            Middleware(TenantCorsMiddleware),
         ],
         exception_handlers={
             ProblemError: _problem,
@@ -245,7 +292,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.metrics = METRICS
-    # In memory, per process (see api/ratelimit.py); 0 disables a limit.
+    # In memory, per process; with SLOTMILL_RATE_LIMIT_STORAGE the shared store counts
+    # instead, and these take over while it is down (api/ratelimit.py). 0 disables a limit.
     app.state.read_limiter = RateLimiter(settings.rate_limit_reads)
     app.state.hold_limiter = RateLimiter(settings.rate_limit_holds)
     app.state.trusted_proxies = TrustedProxies.from_settings(settings)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg.rows import tuple_row
+from psycopg.types.json import Json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute
 from slotmill.api.errors import not_found
 from slotmill.api.models import CatalogOut, TenantPath, tenant_slug
 from slotmill.api.ratelimit import rate_limit
+from slotmill.api.replicas import ReadRouter, request_token
 from slotmill.api.routing import Header, Reply, route
 from slotmill.sql import owned_by
 
@@ -27,15 +29,28 @@ Q = owned_by(__name__)
 # page view and is far shorter than anyone takes to pick a slot.
 CACHE_CONTROL = "public, max-age=60"
 
+# Endpoints a booking page uses when this server has them, by path: the page subscribes to
+# live changes and offers a waitlist only where they exist.
+FEATURES = {"events": "/v1/tenants/{slug}/events", "waitlist": "/v1/tenants/{slug}/waitlist"}
+
+
+def features(routes: list[Any]) -> dict[str, bool]:
+    paths = {getattr(r, "path", None) for r in routes}
+    return {name: path in paths for name, path in FEATURES.items()}
+
 
 async def read_catalog(request: Request) -> Response:
-    rate_limit(request, "reads")
+    await rate_limit(request, "reads")
     state = request.app.state
     slug = tenant_slug(request.path_params["slug"])
-    pool: AsyncConnectionPool[Any] = state.pool
-    async with pool.connection() as conn:
-        cur = await conn.execute(Q["read_catalog"], {"slug": slug})
-        row = await cur.fetchone()
+    found = getattr(state, "catalog_features", None)
+    if found is None:
+        found = state.catalog_features = features(request.app.routes)
+    # A replica's answer when there is one (api/replicas.py), like the slot reads.
+    reads: ReadRouter = state.reads
+    row = await reads.fetch_one(
+        Q["read_catalog"], {"slug": slug, "features": Json(found)}, token=request_token(request), row_factory=tuple_row
+    )
     if row is None:
         raise not_found("tenant", f"no tenant {slug!r}")
     return Response(row[0], media_type="application/json", headers={"Cache-Control": CACHE_CONTROL})
@@ -46,7 +61,7 @@ routes: list[BaseRoute] = [
         "/v1/tenants/{slug}/catalog",
         read_catalog,
         "GET",
-        summary="What can be booked with whom: services, staff, locations",
+        summary="What can be booked with whom, where, and how a booking page confirms",
         tag="public",
         path=TenantPath,
         responses={

@@ -4,7 +4,8 @@ Confirming a hold needs the tenant's secret key (SPEC §9), which a public page 
 hold. So in demo mode (``SLOTMILL_DEMO_MODE=1``, set by ``slotmill run``) the server confirms
 on the page's behalf: the booking lifecycle's confirm (``slotmill.materializer.bookings.confirm``), in-process, in one
 transaction: live-hold check (410 expired, 409 not held), re-check against the current rules,
-confirmed, now-impossible slots removed. The customer is recorded as ``demo:<name>``.
+confirmed, now-impossible slots removed. The customer is recorded as ``demo:<name>``, and the
+name, email and phone the page sends as the booking's contact.
 Without demo mode the route does not exist at all (a 404 like any unknown path).
 """
 
@@ -12,21 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
-from psycopg_pool import ConnectionPool
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from slotmill.api.errors import booking_problem, not_found
-from slotmill.api.models import BookingOut, HoldPath, parse_json_object, parse_model, parse_uuid, tenant_slug
+from slotmill.api.models import (
+    BookingOut,
+    Email,
+    HoldPath,
+    Phone,
+    parse_json_object,
+    parse_model,
+    parse_uuid,
+    tenant_slug,
+)
+from slotmill.api.publishable import confirm_hold
 from slotmill.api.ratelimit import rate_limit
 from slotmill.api.routing import Link, Reply, route
-from slotmill.materializer import bookings
-from slotmill.materializer.loader import UnknownTenant, load_tenant
 
 CUSTOMER_PREFIX = "demo:"
 
@@ -49,35 +55,31 @@ class DemoConfirmIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Name
+    email: Email | None = None
+    phone: Phone | None = None
 
 
-def _confirm(pool: ConnectionPool, slug: str, hold_id: UUID, name: str) -> dict[str, Any]:
-    failure: bookings.BookingError | None = None
-    with pool.connection() as conn, conn.transaction():
-        try:
-            tenant = load_tenant(conn, slug)
-        except UnknownTenant:
-            raise not_found("tenant", f"no tenant {slug!r}") from None
-        try:
-            booking = bookings.confirm(conn, tenant, hold_id=hold_id, customer_ref=CUSTOMER_PREFIX + name, notes=None)
-            return booking.as_json()
-        except bookings.BookingError as err:
-            if getattr(err, "transient", False):
-                raise booking_problem(err) from None
-            # Committed like a host call's outcome: a lapsed hold stays marked expired.
-            failure = err
-    assert failure is not None
-    raise booking_problem(failure)
+def _allow_any(tenant: object) -> None:
+    """Demo mode confirms for any tenant: the server runs for a first look only."""
 
 
 async def confirm_for_demo(request: Request) -> Response:
     state = request.app.state
     # A public write, like a hold: the same per-address budget.
-    rate_limit(request, "holds")
+    await rate_limit(request, "holds")
     slug = tenant_slug(request.path_params["slug"])
     hold_id = parse_uuid(request.path_params["hold_id"], "path.hold_id")
     req = parse_model(DemoConfirmIn, parse_json_object(await request.body()), "body")
-    booking = await asyncio.to_thread(_confirm, state.sync_pool, slug, hold_id, req.name)
+    contact = req.model_dump(exclude_none=True)
+    booking = await asyncio.to_thread(
+        confirm_hold,
+        state.sync_pool,
+        slug,
+        hold_id,
+        customer_ref=CUSTOMER_PREFIX + req.name,
+        contact=contact,
+        authorize=_allow_any,
+    )
     metrics = getattr(state, "metrics", None)
     if metrics is not None:
         metrics.confirms.inc()

@@ -89,7 +89,11 @@ async def reschedule_booking(request: Request) -> Response:
 _REPLAYED = {
     "Idempotent-Replayed": Header(
         "`true`: the stored answer of an earlier call with this Idempotency-Key.", Literal["true"]
-    )
+    ),
+    "Slotmill-Consistency": Header(
+        "The primary's WAL position after this call: reads that carry it never show an older state.",
+        required=True,
+    ),
 }
 # The booking this answer shows (OpenAPI runtime expressions), for the next call.
 _THE_BOOKING = {"slug": "$request.path.slug", "booking_id": "$response.body#/id"}

@@ -25,6 +25,8 @@ from starlette.responses import Response
 
 from slotmill.api.errors import PROBLEM_JSON, ProblemError, booking_problem, invalid, not_found
 from slotmill.api.models import tenant_slug
+from slotmill.api.replicas import HEADER as CONSISTENCY_HEADER
+from slotmill.api.replicas import write_position_sync
 from slotmill.keys import hash_key
 from slotmill.materializer.bookings import BookingError
 from slotmill.materializer.loader import Conn, Tenant
@@ -93,7 +95,16 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 def _run(pool: ConnectionPool[Any], call: HostCall, action: Action) -> HostResponse:
-    with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    with pool.connection() as conn:
+        out = _call(conn, call, action)
+        if out.status < 400:
+            # After the COMMIT: the token a later read carries to see this write.
+            out.headers[CONSISTENCY_HEADER] = write_position_sync(conn)
+        return out
+
+
+def _call(conn: Conn, call: HostCall, action: Action) -> HostResponse:
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(Q["host_tenant"], {"slug": call.slug, "key_hash": call.key_hash}).fetchone()
         if row is None:
             raise not_found("tenant", f"no tenant {call.slug!r}")

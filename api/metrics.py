@@ -1,18 +1,31 @@
-"""Prometheus metrics of the API process, and the pure ASGI middleware that times requests.
+"""Prometheus metrics of the API, and the pure ASGI middleware that times requests.
 
-Per process: with several uvicorn workers each answers /metrics with its own counts (a
-scrape sees one worker at a time); run one worker per container where exact totals matter.
+With several uvicorn worker processes (``slotmill api --workers N``) every process writes
+its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode;
+api/server.py sets it to a fresh directory before the workers start), and whichever
+process a scrape reaches answers for all of them: counters and histograms summed, each
+gauge by its ``multiprocess_mode``. One process alone keeps its values in memory.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
@@ -93,12 +106,18 @@ class MetricsMiddleware:
 
 # The queue as the database has it, read at each scrape: any API process answers for the
 # whole fleet of workers, and a stuck or parked recompute is visible without logs.
+# With several processes, the value of the process that read it last (the one scraped).
 QUEUE_REQUESTS = Gauge(
     "slotmill_recompute_requests",
     "Recompute requests in the queue: due (waiting for a worker), retrying (failed, backing off), parked.",
     ["state"],
+    multiprocess_mode="livemostrecent",
 )
-QUEUE_OLDEST_SECONDS = Gauge("slotmill_recompute_oldest_due_seconds", "Age of the oldest due recompute request.")
+QUEUE_OLDEST_SECONDS = Gauge(
+    "slotmill_recompute_oldest_due_seconds",
+    "Age of the oldest due recompute request.",
+    multiprocess_mode="livemostrecent",
+)
 # How long a scrape waits for the queue numbers before answering without them.
 GAUGE_TIMEOUT_S = 2.0
 
@@ -123,4 +142,13 @@ async def metrics_endpoint(request: Request) -> Response:
         except (psycopg.Error, PoolTimeout) as e:
             # The process's own metrics still answer; the queue gauges keep their last value.
             log.warning("metrics: queue gauges unavailable: %s", e)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """This process's registry, or (multiprocess mode) one that reads every process's files."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry

@@ -153,6 +153,24 @@ class BookingPath(TenantPath):
 # --- slot reads ---------------------------------------------------------------------------
 
 
+# A pg_lsn as PostgreSQL prints it (api/replicas.py parses it).
+ConsistencyToken = Annotated[
+    str, StringConstraints(pattern=r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"), WithJsonSchema(
+        {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$", "example": "0/1A2B3C8"}
+    )
+]
+
+
+class ConsistencyHeaders(_In):
+    """Request headers of the reads (documentation: api/replicas.py reads them)."""
+
+    slotmill_consistency: ConsistencyToken | None = Field(
+        None,
+        alias="Slotmill-Consistency",
+        description="A write's token: the answer comes from a server that has replayed it.",
+    )
+
+
 class SlotQuery(BaseModel):
     """Query parameters of ``GET /v1/tenants/{slug}/slots``. Unknown parameters are ignored
     (widgets add cache busters)."""
@@ -172,6 +190,11 @@ class SlotQuery(BaseModel):
     )
     candidates: int = Field(
         3, ge=1, le=100, description="With group=time: how many staff ids per start."
+    )
+    consistency: ConsistencyToken | None = Field(
+        None,
+        description="A write's Slotmill-Consistency token (or send the header): the answer shows at least"
+        " that write.",
     )
     limit: int = Field(
         1000,
@@ -273,6 +296,11 @@ class HoldOut(_Out):
         description="When the hold lapses, to the microsecond (a countdown from it never ends early)."
     )
     seats: int
+    consistency: str = Field(
+        description="The primary's WAL position after the hold (also the Slotmill-Consistency header): send it"
+        " with later reads so that they never show a state older than this hold.",
+        examples=["0/1A2B3C8"],
+    )
 
 
 # --- host backend -------------------------------------------------------------------------
@@ -366,16 +394,40 @@ class CatalogTenant(_Out):
     horizon_days: int
 
 
+class CatalogBooking(_Out):
+    hold_ttl_seconds: int = Field(
+        ge=1,
+        description="How long a hold lasts: a countdown run for this long from the hold's answer never ends early.",
+    )
+    public_confirm: bool = Field(
+        description="The tenant lets a booking page confirm holds with its publishable key"
+        " (`POST .../holds/{hold_id}/confirm/public`)."
+    )
+    confirm_url: str | None = Field(
+        description="Otherwise: the host's own URL a booking page posts the hold and the contact details to."
+    )
+
+
+class CatalogFeatures(_Out):
+    events: bool = Field(description="`GET /v1/tenants/{slug}/events` (live slot changes) is served.")
+    waitlist: bool = Field(description="`POST /v1/tenants/{slug}/waitlist` is served.")
+
+
 class CatalogService(_Out):
     id: UUID
     name: str
     duration_minutes: int
+    seats: int = Field(ge=1, description="Seats of one session: more than 1 is a group service.")
+    min_notice_minutes: int = Field(ge=0, description="Starts sooner than this from now are not offered.")
+    max_advance_days: int = Field(ge=0, description="Starts later than this many days from now are not offered yet.")
 
 
 class CatalogStaff(_Out):
     id: UUID
     display_name: str
     location_id: UUID | None
+    timezone: str = Field(description="The staff member's zone: their own, else their location's, else the tenant's.")
+    location_ids: list[UUID] = Field(description="Every location they work at (their own and their hours').")
     service_ids: list[UUID] = Field(description="The active services this staff member performs.")
 
 
@@ -387,6 +439,8 @@ class CatalogLocation(_Out):
 
 class CatalogOut(_Out):
     tenant: CatalogTenant
+    booking: CatalogBooking
+    features: CatalogFeatures
     services: list[CatalogService]
     staff: list[CatalogStaff]
     locations: list[CatalogLocation]
@@ -399,9 +453,23 @@ class Ok(_Out):
     ok: Literal[True]
 
 
+class ReplicaStatus(_Out):
+    name: str = Field(description="host:port of the replica.")
+    ok: bool = Field(description="Serving reads: answers probes and is within SLOTMILL_READ_MAX_LAG_SECONDS.")
+    lag_seconds: float | None = Field(
+        description="How long ago the primary had WAL it has not replayed (0: caught up)."
+    )
+    lag_bytes: int | None = Field(description="WAL bytes behind the primary at the last probe.")
+    error: str | None = Field(description="Why it does not serve reads, if it does not.")
+
+
 class Ready(_Out):
     ok: Literal[True]
     schema_version: int
+    replicas: list[ReplicaStatus] = Field(
+        description="The read replicas (SLOTMILL_READ_DATABASE_URL) as this process last probed them; one that is"
+        " down or behind sends its reads to the primary and never makes the API unready."
+    )
 
 
 class Problem(BaseModel):

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import uvicorn
 
 from slotmill.api.protocol import ProblemHttpToolsProtocol
 from slotmill.config import get_settings
 from slotmill.logs import setup_logging
+
+log = logging.getLogger("slotmill.api")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def multiprocess_metrics() -> Iterator[str]:
+    """prometheus_client's multiprocess mode for the uvicorn workers about to start: they
+    inherit ``PROMETHEUS_MULTIPROC_DIR`` (read when each imports prometheus_client), so any
+    of them answers /metrics for all (api/metrics.py). A fresh directory of our own unless
+    the operator named one: stale files of an earlier run would be counted again."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        if os.listdir(given):
+            log.warning("%s=%s is not empty: an earlier run's counts are included", MULTIPROC_ENV, given)
+        yield given
+        return
+    path = tempfile.mkdtemp(prefix="slotmill-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(host: str, port: int, workers: int = 1) -> None:
@@ -28,7 +61,8 @@ def serve(host: str, port: int, workers: int = 1) -> None:
     }
     if workers > 1:
         # Workers are separate processes: each imports the app through the factory.
-        uvicorn.run("slotmill.api.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        with multiprocess_metrics():
+            uvicorn.run("slotmill.api.app:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
     else:
         from slotmill.api.app import create_app
 

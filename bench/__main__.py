@@ -2,7 +2,9 @@
 
 Order: generate the main tenant; the engine alone; full refresh; on demand vs materialized;
 then with `slotmill api` running: read latency, read throughput, holds; then with
-`slotmill worker` running: commit-to-visible; last, full refreshes of the larger tenants.
+`slotmill worker` running: commit-to-visible; then read throughput with 1, 2, 4 API
+processes and a replica (a primary + replica pair of its own); last, full refreshes of the
+larger tenants.
 A measurement that cannot run (its part of the project is not there yet, or it failed)
 gives a "not measured: <why>" row, never a number.
 """
@@ -23,12 +25,15 @@ import psycopg
 
 from bench import (
     engine_speed,
+    events,
+    feed_sync,
     freshness,
     full_refresh,
     holds,
     on_demand,
     read_latency,
     read_throughput,
+    scale_out,
 )
 from bench.common import Plan, Row
 from bench.db import machine_info, open_bench_database
@@ -56,6 +61,16 @@ HTTP_ROWS = {
         "exactly 1 winner, 0 double bookings",
     ),
     "holds_throughput": ("hold throughput over HTTP, distinct slots", ">= 1,000 holds/s"),
+}
+EVENT_ROWS = {
+    "webhooks_latency": ("webhook: commit to delivered at a local receiver", "p99 <= 1 s"),
+    "webhooks_throughput": ("webhook deliveries per second, one endpoint, one worker", ">= 500 deliveries/s"),
+    "webhooks_dead_endpoint": ("webhook: a dead and a 10 s endpoint beside a healthy one", "adds 0 to the healthy one"),
+    "sse_fanout": ("live updates: 1,000 open event streams, one hold", "all told within 1 s (p99)"),
+}
+FEED_ROWS = {
+    "feed_sync": ("calendar feed of 5,000 events (recurring included) synced", "<= 2 s"),
+    "feed_unchanged": ("calendar feed unchanged (conditional GET answered 304)", "<= 50 ms"),
 }
 WORKER_ROW = ("commit-to-visible after a booking cancel / a template change", "p99 <= 200 ms")
 
@@ -176,6 +191,13 @@ def run(args: argparse.Namespace) -> int:
                 ">= 50x",
                 lambda: on_demand.measure(conn, dsm, plan),
             )
+            runner.attempt(
+                "feed_sync",
+                "calendar feed of 5,000 events synced / unchanged",
+                "<= 2 s / <= 50 ms",
+                lambda: feed_sync.measure(conn, dsm, plan),
+            )
+            runner.fill(FEED_ROWS, "failed with the feed sync (see feed_sync)")
 
         why_api = api_missing()
         if why_api:
@@ -225,6 +247,41 @@ def run(args: argparse.Namespace) -> int:
                 traceback.print_exc()
                 if "freshness" not in {r.key for r in runner.rows}:
                     runner.skip("freshness", *WORKER_ROW, f"slotmill worker failed: {str(e)[:300]}")
+
+        scale_rows = {k: (what, scale_out.TARGET) for k, what in scale_out.ROWS.items()}
+        why_scale = api_missing() or scale_out.missing()
+        if why_scale:
+            runner.fill(scale_rows, why_scale)
+        else:
+            runner.attempt(
+                "scale_reads_1proc",
+                "read throughput with 1, 2, 4 API processes and a replica",
+                scale_out.TARGET,
+                lambda: scale_out.measure(plan, gen, logs),
+            )
+            runner.fill(scale_rows, "failed with the other scale-out rows (see scale_reads_1proc)")
+        why_events = why_api or why_worker
+        if why_events:
+            for key, (what, target) in EVENT_ROWS.items():
+                runner.skip(key, what, target, why_events)
+        else:
+            try:
+                with worker(db.url, logs), api_server(db.url, logs) as server:
+                    runner.attempt(
+                        "webhooks_latency",
+                        "webhooks (latency, deliveries/s, a dead endpoint beside)",
+                        "p99 <= 1 s",
+                        lambda: events.measure_webhooks(db.url, dsm, plan),
+                    )
+                    runner.attempt(
+                        "sse_fanout",
+                        *EVENT_ROWS["sse_fanout"],
+                        lambda: events.measure_sse(server, db.url, dsm, plan),
+                    )
+            except Exception as e:
+                traceback.print_exc()
+                runner.fill(EVENT_ROWS, f"slotmill worker or api failed: {str(e)[:300]}")
+            runner.fill(EVENT_ROWS, "failed with the other webhook rows (see webhooks_latency)")
 
         for n in plan.staff_sizes[1:]:
             with psycopg.connect(db.url) as conn:

@@ -40,7 +40,7 @@ def _schedule() -> tuple[StaffSchedule, ServiceRule, date, date, int, int]:
     booked, _, _ = place_bookings(rnd, bare, [service], first, last, lo, hi)
     blocked = tuple(
         BusyRange(s - service.buffer_before_min * 60, e + service.buffer_after_min * 60, BusyKind.BOOKED)
-        for _, s, e in booked
+        for _, s, e, _where in booked
     )
     schedule = StaffSchedule(staff_id=bare.staff_id, zone=zone, templates=templates, busy=blocked)
     every = compute_slots(schedule, [service], first, last, lo, hi)

@@ -35,7 +35,8 @@ def _expected_ids(conn: Conn, tenant: Tenant, staff_id: UUID, lo: int, hi: int) 
     now = int(time.time())
     rules = load_rules(conn, tenant, staff_ids=[staff_id], lo=lo, hi=hi, now=now)
     ids: set[str] = set()
-    for slots in compute(rules, lo, hi).values():
+    computed, _failed = compute(rules, lo, hi)
+    for slots in computed.values():
         ids.update(row[1] for row in slot_rows(tenant.id, slots))
     return ids
 

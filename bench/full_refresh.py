@@ -44,7 +44,7 @@ def _compute_payload(rules: LoadedRules, lo: int, hi: int) -> tuple[list[Any], i
     """What ``copy_slots`` takes for every loaded staff member (the refresh's own
     ``compute_runs``), and the slot count: the baseline writes exactly what the refresh
     writes, through the same function."""
-    runs = list(compute_runs(rules, lo, hi))
+    runs, _failed = compute_runs(rules, lo, hi)
     return runs, sum(len(run.starts) for _, run in runs)
 
 

@@ -1,4 +1,8 @@
-"""A benchmark tenant: N staff in a few zones, realistic weekly rules, ~40 % booked.
+"""A benchmark tenant: N staff in a few zones, realistic weekly rules, ~40 % booked, and the
+capacity rules in use: a group class sold by the seat that needs a studio (two per
+location), daily booking limits on a quarter of the staff (set to their busiest day, so
+those days are full), and travel time between each city's two branches, where a fifth of
+the staff work on Saturdays.
 
 Every id is made here, so each table is written with one COPY (the host application's
 tables, triggers and all, exactly as a bulk import would write them). The rows' triggers
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
@@ -48,6 +53,8 @@ class ServiceSpec:
     interval: int
     before: int
     after: int
+    seats: int = 1
+    needs: str | None = None  # a resource kind, one of it
 
 
 # (name, duration, interval, buffer before, buffer after), all minutes.
@@ -57,7 +64,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("Long session", 90, 30, 15, 15),
     ServiceSpec("Check-up", 45, 15, 5, 10),
     ServiceSpec("Workshop", 120, 60, 0, 15),
+    ServiceSpec("Group class", 60, 60, 0, 15, seats=8, needs="studio"),  # the 20 staff, by the seat
 )
+GROUP_SERVICE = 5
+STUDIOS_PER_LOCATION = 2
+TRAVEL_MINUTES = 30
 # Which services staff member i performs: the first always, then two of the others, so
 # every staff member performs three services.
 ALL_STAFF_SERVICE = 0
@@ -65,9 +76,9 @@ TWENTY_STAFF_SERVICE = 1
 TWENTY = 20
 
 
-def services_of(i: int) -> tuple[int, int, int]:
+def services_of(i: int) -> tuple[int, ...]:
     if i < TWENTY:
-        return (0, 1, 2)
+        return (0, 1, 2, GROUP_SERVICE)
     if i < 60 or i % 2 == 0:
         return (0, 2, 3)
     return (0, 3, 4)
@@ -119,6 +130,11 @@ class Dataset:
     def service_all(self) -> UUID:
         return self.service_ids[ALL_STAFF_SERVICE]
 
+    @property
+    def service20_group(self) -> UUID:
+        """The group class with a studio the same 20 staff teach."""
+        return self.service_ids[GROUP_SERVICE]
+
 
 def _minutes(hhmm: str) -> int:
     h, m = hhmm.split(":")
@@ -150,11 +166,12 @@ def place_bookings(
     last: date,
     lo: int,
     hi: int,
-) -> tuple[list[tuple[UUID, int, int]], int, int]:
-    """Confirmed bookings on the staff member's windows: (service, start, end), booked and
+) -> tuple[list[tuple[UUID, int, int, UUID | None]], int, int]:
+    """Confirmed bookings on the staff member's windows: (service, start, end, the window's
+    location), booked and
     worked seconds. Walks each window, booking a random service at the next grid start
     that keeps the buffers clear, or leaving a gap."""
-    out: list[tuple[UUID, int, int]] = []
+    out: list[tuple[UUID, int, int, UUID | None]] = []
     booked = worked = 0
     busy = sorted((b.start, b.end) for b in schedule.busy)
     for w in merged_windows(schedule, first, last):
@@ -179,7 +196,7 @@ def place_bookings(
             if any(bs < bhi and be > blo for bs, be in busy):
                 free_from = t + dur
                 continue
-            out.append((svc.id, t, t + dur))
+            out.append((svc.id, t, t + dur, w.location_id))
             booked += dur
             free_from = bhi
     return out, booked, worked
@@ -224,7 +241,7 @@ def generate(
 
     service_ids = [new_id() for _ in SERVICES]
     rules = {
-        sid: ServiceRule(sid, s.duration, s.before, s.after, s.interval)
+        sid: ServiceRule(sid, s.duration, s.before, s.after, s.interval, seats=s.seats)
         for sid, s in zip(service_ids, SERVICES, strict=True)
     }
     _copy(
@@ -238,10 +255,38 @@ def generate(
             "buffer_before_minutes",
             "buffer_after_minutes",
             "slot_interval_minutes",
+            "seats",
         ],
         [
-            (tenant_id, sid, s.name, s.duration, s.before, s.after, s.interval)
+            (tenant_id, sid, s.name, s.duration, s.before, s.after, s.interval, s.seats)
             for sid, s in zip(service_ids, SERVICES, strict=True)
+        ],
+    )
+    _copy(
+        conn,
+        "service_resources",
+        ["tenant_id", "id", "service_id", "kind", "quantity"],
+        [(tenant_id, new_id(), sid, s.needs, 1) for sid, s in zip(service_ids, SERVICES, strict=True) if s.needs],
+    )
+    _copy(
+        conn,
+        "resources",
+        ["tenant_id", "id", "location_id", "kind", "name"],
+        [
+            (tenant_id, new_id(), lid, "studio", f"Studio {k + 1}, {name}")
+            for lid, (name, _) in zip(loc_ids, LOCATIONS, strict=True)
+            for k in range(STUDIOS_PER_LOCATION)
+        ],
+    )
+    # Each city's two branches are TRAVEL_MINUTES apart, both ways.
+    _copy(
+        conn,
+        "location_travel",
+        ["tenant_id", "id", "from_location_id", "to_location_id", "minutes"],
+        [
+            (tenant_id, new_id(), loc_ids[a], loc_ids[b], TRAVEL_MINUTES)
+            for city in range(len(LOCATIONS) // 2)
+            for a, b in ((2 * city, 2 * city + 1), (2 * city + 1, 2 * city))
         ],
     )
 
@@ -255,6 +300,7 @@ def generate(
     book_rows: list[tuple[Any, ...]] = []
     staff_ids: list[UUID] = []
     staff_of_service: dict[UUID, list[UUID]] = {sid: [] for sid in service_ids}
+    limits: dict[UUID, int] = {}
 
     tenant_holidays = [
         HolidayRule(today + timedelta(days=9), None, "Founders' Day"),
@@ -360,15 +406,18 @@ def generate(
         )
         booked_total += booked
         worked_total += worked
-        for v, s, e in placed:
+        per_day: dict[date, int] = {}
+        for v, s, e, where in placed:
             st, en = datetime.fromtimestamp(s, UTC), datetime.fromtimestamp(e, UTC)
+            day = datetime.fromtimestamp(s, ZoneInfo(zone)).date()
+            per_day[day] = per_day.get(day, 0) + 1
             book_rows.append(
                 (
                     tenant_id,
                     new_id(),
                     sid,
                     v,
-                    None,
+                    where or home,
                     st,
                     en,
                     "confirmed",
@@ -376,12 +425,15 @@ def generate(
                     f"cust-{rnd.randrange(10**6)}",
                 )
             )
+        if i % 4 == 1 and per_day:
+            # A daily limit at this staff member's busiest day: those days are full.
+            limits[sid] = max(per_day.values())
 
     _copy(
         conn,
         "staff",
-        ["tenant_id", "id", "location_id", "display_name", "timezone", "priority", "active"],
-        staff_rows,
+        ["tenant_id", "id", "location_id", "display_name", "timezone", "priority", "active", "max_bookings_per_day"],
+        [(*r, limits.get(r[1])) for r in staff_rows],
     )
     _copy(conn, "staff_services", ["tenant_id", "id", "staff_id", "service_id"], qual_rows)
     _copy(
@@ -466,6 +518,8 @@ def generate(
             "time_off": len(off_rows),
             "busy_times": len(busy_rows),
             "bookings": len(book_rows),
+            "resources": len(LOCATIONS) * STUDIOS_PER_LOCATION,
+            "staff_with_limits": len(limits),
         },
         utilisation=booked_total / worked_total if worked_total else 0.0,
         seconds=time.perf_counter() - started,

@@ -114,7 +114,8 @@ class Materialized:
         """(start, capacity) of each grouped slot."""
         if not self.api:
             return [(r[0], r[2]) for r in rows]
-        body = json.loads(rows[0][-1]) if rows else {"slots": []}
+        # the read's row: no_tenant, no_service, no_staff, no_location, body, then its version
+        body = json.loads(rows[0][4]) if rows else {"slots": []}
         return [(datetime.fromisoformat(x["starts_at"].replace("Z", "+00:00")), x["capacity"]) for x in body["slots"]]
 
     def explain(self, conn: Conn) -> dict[str, float]:

@@ -65,6 +65,7 @@ def _env(db_url: str) -> dict[str, str]:
             "DATABASE_URL": db_url,
             "SLOTMILL_RATE_LIMIT_READS": "0",
             "SLOTMILL_RATE_LIMIT_HOLDS": "0",
+            "SLOTMILL_SSE_STREAMS_PER_CLIENT": "0",  # one load generator opens every stream
             "SLOTMILL_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }
@@ -116,10 +117,13 @@ class ProcessFailed(RuntimeError):
 
 
 @contextmanager
-def api_server(db_url: str, log_dir: Path) -> Iterator[Server]:
-    """``slotmill api`` on a free loopback port with one uvicorn worker; yields its base URL."""
+def api_server(
+    db_url: str, log_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None, name: str = "api"
+) -> Iterator[Server]:
+    """``slotmill api`` on a free loopback port (one uvicorn worker unless told); yields its
+    base URL. ``env`` adds to the environment (replicas, ...)."""
     port = free_port()
-    log = log_dir / "api.log"
+    log = log_dir / f"{name}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -132,10 +136,10 @@ def api_server(db_url: str, log_dir: Path) -> Iterator[Server]:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                str(workers),
             ],
             cwd=ROOT,
-            env=_env(db_url),
+            env={**_env(db_url), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -20,6 +20,16 @@ ROW_KEYS_FIXED = (
     "holds_one_slot",
     "holds_throughput",
     "read_throughput",
+    "scale_reads_1proc",
+    "scale_reads_2proc",
+    "scale_reads_4proc",
+    "scale_reads_replica",
+    "webhooks_latency",
+    "webhooks_throughput",
+    "webhooks_dead_endpoint",
+    "sse_fanout",
+    "feed_sync",
+    "feed_unchanged",
 )
 
 
@@ -46,6 +56,23 @@ METHOD = """\
   the live bookings over the slot's range are counted. Throughput: slots whose blocked
   ranges are pairwise disjoint, so each hold could succeed; only 201 answers count.
 - Read throughput: concurrency stepped up; the best req/s whose p99 stays under 25 ms.
+- Scale-out (SPEC §16): a primary + streaming replica pair of the run's own (initdb,
+  pg_basebackup -R; fsync off), the main dataset on it; the throughput read at the latency
+  comparison's concurrency with `slotmill api --workers 1`, `2` and `4` on the primary, then
+  one process with `SLOTMILL_READ_DATABASE_URL` naming the replica (its `/metrics` counts
+  who answered). Ratio: req/s against one process. Two cores hold the database, the
+  replica, the API processes and the load generator: these rows show the cost of more
+  processes and of a replica, and that reads go where they should; not scale.
+- Webhooks (`bench/events.py`, worker and API running): a receiver on 127.0.0.1; events
+  committed one at a time (with their NOTIFY), COMMIT to the request arriving; a burst
+  committed at once for deliveries/s; then a dead endpoint and a 10 s one beside it, and the
+  healthy endpoint's commit-to-delivered again.
+- Live updates: that many streams of one service open at once, one hold committed, COMMIT to
+  each stream's `slots.changed`.
+- Calendar feeds: `jobs.feeds.sync_feed` of one feed served by a local HTTP server with
+  ETags (claim, conditional GET, parse and expand, the diff into busy_times, record,
+  commit), each synced run from no busy times and no validators; the unchanged run is the
+  304 answer. Beside it: the parse alone.
 """
 
 

@@ -4,7 +4,8 @@ Every worker process runs the same schedule; the jobs make themselves singletons
 database (see jobs/nightly.py), so any number of workers can be up. The queue poll is the
 exception on purpose: each worker polls for itself, because the poll covers notifications
 *this* worker missed (a reconnect, a restart), and a poll that finds nothing costs one
-indexed read.
+indexed read. The calendar feed sync runs on every worker too: each feed is claimed with
+``FOR UPDATE SKIP LOCKED`` (jobs/feeds.py), so a feed is synced by one worker at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from slotmill.config import get_settings, timeout_options
+from slotmill.jobs.feeds import sync_due
 from slotmill.jobs.nightly import expire_holds, nightly_tick
 
 log = logging.getLogger("slotmill.worker")
@@ -71,6 +73,13 @@ def build_scheduler(
         except psycopg.OperationalError as e:
             log.warning("hold clean-up: database unavailable", extra={"ctx_error": str(e)})
 
+    def feeds() -> None:
+        try:
+            with connect() as conn:
+                sync_due(conn, stop=stop)
+        except psycopg.OperationalError as e:
+            log.warning("calendar feeds: database unavailable", extra={"ctx_error": str(e)})
+
     scheduler.add_job(
         wake,
         IntervalTrigger(seconds=poll_seconds),
@@ -91,5 +100,12 @@ def build_scheduler(
         id="nightly",
         name="nightly refresh (02:00 tenant-local)",
         next_run_time=now + timedelta(seconds=15),
+    )
+    scheduler.add_job(
+        feeds,
+        IntervalTrigger(seconds=get_settings().feed_check_seconds),
+        id="feeds",
+        name="calendar feed sync (due feeds, each by one worker)",
+        next_run_time=now + timedelta(seconds=2),
     )
     return scheduler

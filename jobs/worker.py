@@ -29,8 +29,10 @@ import psycopg
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from slotmill.config import get_settings, timeout_options
+from slotmill.jobs.events import EventPump
 from slotmill.jobs.queue import Outcome, drain_one
 from slotmill.jobs.scheduler import build_scheduler
+from slotmill.jobs.webhooks import Deliverer, WebhookConfig
 
 log = logging.getLogger("slotmill.worker")
 
@@ -70,6 +72,7 @@ class Worker:
         schedule: bool = True,
         hold_s: float | None = None,
         name: str | None = None,
+        events: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -86,6 +89,18 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()
+        # events14: the outbox pump and webhook delivery (jobs/events.py, jobs/webhooks.py)
+        self.deliverer: Deliverer | None = None
+        self.pump: EventPump | None = None
+        if events:
+            self.deliverer = Deliverer(url, WebhookConfig.from_settings(settings), name=self.name)
+            self.pump = EventPump(
+                url,
+                poll_s=settings.events_poll_seconds,
+                retention_days=settings.event_retention_days,
+                on_numbered=self.deliverer.wake,
+                name=self.name,
+            )
         self.groups = 0
         self.requests = 0
         self.failures = 0
@@ -100,6 +115,9 @@ class Worker:
         ]
         for t in self._threads:
             t.start()
+        if self.deliverer is not None and self.pump is not None:
+            self.deliverer.start()
+            self.pump.start()
         if self._schedule:
             self._scheduler = build_scheduler(
                 self.url,
@@ -125,6 +143,9 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
         self.wake()
+        if self.pump is not None and self.deliverer is not None:
+            self.pump.stop()
+            self.deliverer.stop()
 
     @property
     def stopping(self) -> bool:
@@ -139,7 +160,11 @@ class Worker:
             self._scheduler = None
         for t in self._threads:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        for part in (self.pump, self.deliverer):
+            if part is not None:
+                part.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         alive = [t.name for t in self._threads if t.is_alive()]
+        alive += [n for n, p in (("events", self.pump), ("webhooks", self.deliverer)) if p is not None and p.alive()]
         log.info(
             "worker stopped",
             extra={

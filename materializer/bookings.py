@@ -369,6 +369,24 @@ async def release(conn: AsyncConnection[Any], slug: str, hold_id: UUID) -> bool:
     return row.released
 
 
+def hold_in_transaction(conn: Conn, req: HoldRequest) -> str | None:
+    """:func:`hold` by slot id or by staff member on a sync connection, in a savepoint of the
+    caller's transaction (the waitlist's auto-hold): the hold as JSON text, None when the
+    slot is not offered now; a refusal of the database raises the booking error it means."""
+    try:
+        with conn.transaction(), conn.cursor(row_factory=class_row(HoldRow)) as cur:
+            row = cur.execute(Q["create_hold"], req.params()).fetchone()
+    except psycopg.errors.IntegrityError as e:
+        err = refusal(e)
+        if err is None:
+            raise
+        raise err from None
+    assert row is not None
+    if row.no_tenant or row.no_service or row.no_staff or row.no_slot:
+        raise NotFound("slot", f"no slot {req.slot_id!r} in tenant {req.slug!r}")
+    return row.hold
+
+
 # --- confirm, cancel, reschedule (sync, in the caller's transaction) ------------------------
 
 

@@ -25,6 +25,7 @@ from slotmill.materializer.horizon import from_epoch
 from slotmill.materializer.loader import Conn, LoadedRules, Tenant, all_staff_ids, load_rules
 from slotmill.materializer.locks import lock_staff, try_lock_staff
 from slotmill.materializer.model import RuleError, Slot
+from slotmill.materializer.outbox import watch_slots
 from slotmill.materializer.slot_ids import slot_id, slot_id_prefix
 from slotmill.sql import owned_by
 
@@ -270,6 +271,7 @@ def recompute_in_transaction(
     runs, failed = compute_runs(rules, lo, hi, progress=progress)
     done = [s for s in staff_ids if s not in failed]
     window = {"tenant_id": tenant.id, "staff_ids": done, "lo": from_epoch(lo), "hi": from_epoch(hi)}
+    watch_slots(conn, tenant.id, done, lo, hi)  # events14: slots.changed at commit, if the window changed
 
     if hi - lo < DIFF_APPLY_MIN_S:
         deleted = conn.execute(Q["delete_window"], window).rowcount

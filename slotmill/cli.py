@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -254,6 +255,237 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- events14: webhook endpoints (slotmill.materializer.webhooks) ----------------------------
+
+
+def _endpoint_call(args: argparse.Namespace, fn: Any) -> Any:
+    import psycopg
+
+    from slotmill.materializer.webhooks import EndpointNotFound
+
+    with psycopg.connect(_url()) as conn:
+        tenant_id = _tenant_id(conn, args.tenant)
+        try:
+            out = fn(conn, tenant_id)
+        except EndpointNotFound as e:
+            raise CliError(f"{e} in tenant {args.tenant}") from None
+        conn.commit()
+    return out
+
+
+def cmd_webhooks_add(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import EVENT_TYPES, create_endpoint
+
+    types = [t.strip() for t in (args.events or "").split(",") if t.strip()] or None
+    unknown = sorted(set(types or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise CliError(f"unknown event types {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})")
+    if not args.url.startswith(("http://", "https://")):
+        raise CliError(f"not an http(s) URL: {args.url!r}")
+    ep, secret = _endpoint_call(
+        args, lambda c, t: create_endpoint(c, t, args.url, event_types=types, description=args.description)
+    )
+    print(f"endpoint {ep.id} -> {ep.url} ({', '.join(ep.event_types or ['all events'])})")
+    print(secret)
+    print("(the signing secret, shown once)", file=sys.stderr)
+    return 0
+
+
+def cmd_webhooks_list(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import list_endpoints
+
+    endpoints = _endpoint_call(args, list_endpoints)
+    if not endpoints:
+        print(f"{args.tenant}: no webhook endpoints (add one with: slotmill webhooks add --tenant {args.tenant} URL)")
+        return 0
+    for e in endpoints:
+        state = "active" if e.active else f"disabled ({e.disabled_reason})"
+        last = "-" if e.last_attempt_at is None else f"{_when(e.last_attempt_at)} {e.last_status or e.last_error}"
+        print(f"{e.id}  {state:<20} circuit {e.circuit:<6} pending {e.pending:<5} last {last}  {e.url}")
+    return 0
+
+
+def cmd_webhooks_rotate(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import rotate_secret
+
+    print(_endpoint_call(args, lambda c, t: rotate_secret(c, t, args.endpoint)))
+    print("(the new secret, shown once; the old one signs beside it for 24 hours)", file=sys.stderr)
+    return 0
+
+
+def cmd_webhooks_disable(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import set_active
+
+    active = args.webhooks_command == "enable"
+    ep = _endpoint_call(args, lambda c, t: set_active(c, t, args.endpoint, active))
+    print(f"endpoint {ep.id} {'enabled' if ep.active else 'disabled'} ({ep.pending} deliveries waiting)")
+    return 0
+
+
+def cmd_webhooks_replay(args: argparse.Namespace) -> int:
+    from slotmill.materializer.webhooks import replay
+
+    if args.delivery is None and args.from_seq is None:
+        raise CliError("give --from-seq N (and --to-seq M), or --delivery ID")
+    n = _endpoint_call(
+        args,
+        lambda c, t: replay(c, t, args.endpoint, from_seq=args.from_seq, to_seq=args.to_seq, delivery_id=args.delivery),
+    )
+    print(f"{n} deliveries due again")
+    return 0
+def _progress(console: Any, label: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{label}[/] {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import psycopg
+    from rich.console import Console
+
+    from slotmill.imports import ImportRefused, apply, read_plan
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
+
+    try:
+        plan = read_plan(args.file)
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror or e}") from None
+    except ImportRefused as e:
+        raise CliError(str(e)) from None
+    console = Console(stderr=True)
+    with psycopg.connect(_url()) as conn:
+        try:
+            tenant = load_tenant(conn, args.tenant)
+        except UnknownTenant as e:
+            raise CliError(str(e)) from None
+        with _progress(console, "import") as bar:
+            task = bar.add_task(args.file.name, total=plan.size)
+            try:
+                with conn.transaction():  # all of the file, or nothing
+                    done = apply(conn, tenant, plan, progress=lambda n: bar.advance(task, n))
+            except ImportRefused as e:
+                raise CliError(f"{e} (nothing was imported)") from None
+    print(
+        f"imported into {tenant.slug}: {done.weeks} weekly template{'' if done.weeks == 1 else 's'} "
+        f"({done.windows} windows), {done.time_off} time off; the worker recomputes the slots"
+    )
+    return 0
+
+
+def _feed_line(r: Any) -> str:
+    if r.status == "error":
+        return f"{r.feed_id}: failed, nothing changed: {r.error}"
+    what = "unchanged" if r.status == "not_modified" else f"+{r.added} -{r.removed}"
+    return f"{r.feed_id}: {r.status} (HTTP {r.http_status}), {r.busy} busy times ({what}) in {r.seconds * 1000:.0f} ms"
+
+
+def cmd_feeds_add(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from slotmill.api.errors import ProblemError
+    from slotmill.api.rules.crud import create, validate
+    from slotmill.api.rules.resources import FEEDS
+    from slotmill.jobs.feeds import sync_feed
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
+
+    with psycopg.connect(_url()) as conn:
+        try:
+            tenant = load_tenant(conn, args.tenant)
+        except UnknownTenant as e:
+            raise CliError(str(e)) from None
+        body = {"staff_id": str(args.staff), "url": args.url, "name": args.name}
+        body["refresh_minutes"] = args.refresh_minutes
+        try:
+            with conn.transaction():
+                _, row = create(conn, FEEDS, tenant, validate(FEEDS, body, "feed"), prefix="feed")
+        except ProblemError as e:
+            raise CliError(e.detail or e.title) from None
+        print(f"added feed {row['id']} for staff {args.staff}: {args.url} (every {args.refresh_minutes} min)")
+        if args.no_sync:
+            return 0
+        result = sync_feed(conn, tenant.id, row["id"])
+    assert result is not None
+    print(_feed_line(result))
+    return 1 if result.status == "error" else 0
+
+
+def cmd_feeds_sync(args: argparse.Namespace) -> int:
+    import psycopg
+    from rich.console import Console
+
+    from slotmill.jobs.feeds import list_feeds, sync_feed
+
+    console = Console(stderr=True)
+    with psycopg.connect(_url()) as conn:
+        tenant_id = _tenant_id(conn, args.tenant)
+        known = {f["id"]: f for f in list_feeds(conn, tenant_id)}
+        wanted = args.feed or [i for i, f in known.items() if f["active"]]
+        missing = [str(f) for f in wanted if f not in known]
+        if missing:
+            raise CliError(f"no feed of tenant {args.tenant} with id {', '.join(missing)}")
+        results = []
+        with _progress(console, "sync") as bar:
+            task = bar.add_task(args.tenant, total=len(wanted))
+            for feed_id in wanted:
+                result = sync_feed(conn, tenant_id, feed_id, force=args.force)
+                assert result is not None
+                results.append(result)
+                bar.advance(task, 1)
+    for r in results:
+        print(_feed_line(r))
+    if not results:
+        print(f"{args.tenant}: no active feeds (add one with: slotmill feeds add --tenant {args.tenant} ...)")
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+def cmd_feeds_list(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from slotmill.jobs.feeds import list_feeds
+
+    with psycopg.connect(_url()) as conn:
+        feeds = list_feeds(conn, _tenant_id(conn, args.tenant))
+    if not feeds:
+        print(f"{args.tenant}: no feeds")
+        return 0
+    for f in feeds:
+        state = f["last_status"] or "never synced"
+        if f["last_status"] == "error":
+            state = f"error: {f['last_error']}"
+        active = "" if f["active"] else " (inactive)"
+        print(f"{f['id']}  {f['display_name']}{active}  {f['url']}")
+        print(
+            f"    every {f['refresh_minutes']} min; last {_when(f['last_sync_at'])}: {state}; "
+            f"{f['busy_count']} busy times; next {_when(f['next_sync_at'])}"
+        )
+    return 0
+
+
+def cmd_week(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from slotmill.materializer.loader import UnknownTenant, load_tenant
+    from slotmill.weekview import render, week_of
+
+    with psycopg.connect(_url()) as conn:
+        try:
+            tenant = load_tenant(conn, args.tenant)
+        except UnknownTenant as e:
+            raise CliError(str(e)) from None
+        week = week_of(conn, tenant, args.staff, args.date)
+    if week is None:
+        raise CliError(f"no staff member {args.staff} in tenant {args.tenant}")
+    print("\n".join(render(week)))
+    return 1 if week.error else 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from slotmill.api.server import serve
 
@@ -321,6 +553,63 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--tenant", required=True, metavar="SLUG")
     k.add_argument("key", metavar="PREFIX_OR_ID")
     k.set_defaults(func=cmd_keys_revoke)
+
+    s = sub.add_parser("webhooks", help="webhook endpoints of a tenant (events out)")
+    hooks = s.add_subparsers(dest="webhooks_command", required=True)
+    k = hooks.add_parser("add", help="add an endpoint; prints its signing secret once")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("--events", metavar="TYPES", help="comma-separated event types (default: all)")
+    k.add_argument("--description", default="")
+    k.add_argument("url", metavar="URL")
+    k.set_defaults(func=cmd_webhooks_add)
+    k = hooks.add_parser("list", help="endpoints with their state, circuit and last result")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.set_defaults(func=cmd_webhooks_list)
+    k = hooks.add_parser("rotate", help="a new signing secret (printed once)")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("endpoint", type=_uuid, metavar="ENDPOINT_ID")
+    k.set_defaults(func=cmd_webhooks_rotate)
+    for name, text in (("disable", "stop new deliveries"), ("enable", "enable again (closes the circuit)")):
+        k = hooks.add_parser(name, help=text)
+        k.add_argument("--tenant", required=True, metavar="SLUG")
+        k.add_argument("endpoint", type=_uuid, metavar="ENDPOINT_ID")
+        k.set_defaults(func=cmd_webhooks_disable)
+    k = hooks.add_parser("replay", help="deliver events again: a range of event numbers, or one delivery")
+    k.add_argument("--tenant", required=True, metavar="SLUG")
+    k.add_argument("endpoint", type=_uuid, metavar="ENDPOINT_ID")
+    k.add_argument("--from-seq", type=int, metavar="N")
+    k.add_argument("--to-seq", type=int, metavar="M")
+    k.add_argument("--delivery", type=int, metavar="ID")
+    k.set_defaults(func=cmd_webhooks_replay)
+    s = sub.add_parser("import", help="weekly templates or time off from a CSV or JSON file, all or nothing")
+    s.add_argument("--tenant", required=True, metavar="SLUG")
+    s.add_argument("file", type=Path, metavar="FILE", help="a .csv or .json file (see README: Operator tasks)")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("feeds", help="calendar feeds (ICS) synced into busy times")
+    feeds = s.add_subparsers(dest="feeds_command", required=True)
+    f = feeds.add_parser("add", help="add a feed for a staff member and sync it now")
+    f.add_argument("--tenant", required=True, metavar="SLUG")
+    f.add_argument("--staff", required=True, type=_uuid, metavar="ID")
+    f.add_argument("--refresh-minutes", type=int, default=15, metavar="N", help="how often the worker syncs it")
+    f.add_argument("--name", default="", help="a label")
+    f.add_argument("--no-sync", action="store_true", help="leave the first sync to the worker")
+    f.add_argument("url", metavar="URL")
+    f.set_defaults(func=cmd_feeds_add)
+    f = feeds.add_parser("sync", help="sync feeds now (default: every active feed of the tenant)")
+    f.add_argument("--tenant", required=True, metavar="SLUG")
+    f.add_argument("--force", action="store_true", help="fetch whole, without the last answer's validators")
+    f.add_argument("feed", nargs="*", type=_uuid, metavar="FEED_ID")
+    f.set_defaults(func=cmd_feeds_sync)
+    f = feeds.add_parser("list", help="the tenant's feeds and their last sync")
+    f.add_argument("--tenant", required=True, metavar="SLUG")
+    f.set_defaults(func=cmd_feeds_list)
+
+    s = sub.add_parser("week", help="a staff member's week: working windows, busy times and bookings")
+    s.add_argument("--tenant", required=True, metavar="SLUG")
+    s.add_argument("--staff", required=True, type=_uuid, metavar="ID")
+    s.add_argument("--date", type=_date, metavar="DATE", help="a day of the week to show (default: today)")
+    s.set_defaults(func=cmd_week)
 
     s = sub.add_parser("demo", help="load the demo tenant and materialize it")
     s.add_argument(

@@ -30,7 +30,18 @@ DEMO_NAMESPACE = UUID("8772fcb6-3a53-4f85-b695-80dc0fb2cbed")
 DEMO_NAME = "Fern & Finch Salon"
 DEMO_ZONE = "Europe/London"
 DEMO_HORIZON_DAYS = 60
-DEMO_SETTINGS = {"min_notice_minutes": 60, "hold_ttl_seconds": 300, "cancellation_deadline_hours": 24}
+# The demo's booking page confirms by itself with this publishable key (a public value by
+# design: any page that embeds the widget shows it), and may be embedded on a page served
+# from port 8080 of this machine (docs/embed-example.html: `python -m http.server 8080`).
+DEMO_PUBLISHABLE_KEY = "smp_demo_fernandfinch_0000000000000000"
+DEMO_SETTINGS: dict[str, Any] = {
+    "min_notice_minutes": 60,
+    "hold_ttl_seconds": 300,
+    "cancellation_deadline_hours": 24,
+    "public_confirm": True,
+    "publishable_key": DEMO_PUBLISHABLE_KEY,
+    "allowed_origins": ["http://localhost:8080", "http://127.0.0.1:8080"],
+}
 Conn = psycopg.Connection[Any]
 
 

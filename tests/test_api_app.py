@@ -36,7 +36,7 @@ def test_probes(world: World) -> None:
 
     health, db, ready = run(world.url, body)
     assert health.json() == {"ok": True} and db.json() == {"ok": True}
-    assert ready.json() == {"ok": True, "schema_version": schema_version()}
+    assert ready.json() == {"ok": True, "schema_version": schema_version(), "replicas": []}
     sql = [ln for ln in PROBES["ping"].splitlines() if not ln.startswith("--")]
     assert sql == ["SELECT 1;"]
 

@@ -51,7 +51,9 @@ def test_hold_by_slot_id_answers_201_and_stores_a_held_booking(world: World) -> 
         return target, r.json()
 
     target, h = run(w.url, body)
-    assert set(h) == {"hold_id", "staff_id", "service_id", "location_id", "starts_at", "ends_at", "expires_at", "seats"}
+    assert set(h) == {
+        "hold_id", "staff_id", "service_id", "location_id", "starts_at", "ends_at", "expires_at", "seats", "consistency"
+    }
     assert h["seats"] == 1 and h["location_id"] == str(a.location)
     assert (h["staff_id"], h["service_id"]) == (str(a.ann), str(a.cut))
     assert (h["starts_at"], h["ends_at"]) == (target["starts_at"], target["ends_at"])

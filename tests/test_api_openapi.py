@@ -107,7 +107,8 @@ def test_what_the_document_says_of_parameters_keys_and_problems() -> None:
     slots = paths["/v1/tenants/{slug}/slots"]["get"]
     params = {p["name"]: p for p in slots["parameters"]}
     assert set(params) == {
-        "slug", "service_id", "from", "to", "staff_id", "location_id", "tz", "group", "candidates", "limit"
+        "slug", "service_id", "from", "to", "staff_id", "location_id", "tz", "group", "candidates", "limit",
+        "consistency", "Slotmill-Consistency",
     }
     assert params["slug"]["schema"]["pattern"] == "^[a-z0-9][a-z0-9-]{0,62}$"
     assert params["service_id"]["required"] and not params["staff_id"]["required"]

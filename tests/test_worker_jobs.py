@@ -212,11 +212,11 @@ def test_truncate_enqueues_every_tenant(conn: Conn, table: str) -> None:
     assert rows == [(salon.tenant, None, None)]
 
 
-def test_scheduler_has_the_three_jobs_and_polls(db_url: str) -> None:
+def test_scheduler_has_the_four_jobs_and_polls(db_url: str) -> None:
     woken = threading.Event()
     stop = threading.Event()
     scheduler = build_scheduler(db_url, poll_seconds=0.2, wake=woken.set, stop=stop, worker_name="t")
-    assert {j.id for j in scheduler.get_jobs()} == {"poll", "expire_holds", "nightly"}
+    assert {j.id for j in scheduler.get_jobs()} == {"poll", "expire_holds", "nightly", "feeds"}
     scheduler.start()
     try:
         assert woken.wait(30)

@@ -69,3 +69,23 @@ SELECT staff_id,
  WHERE tenant_id = %(tenant_id)s AND last_error IS NOT NULL
  GROUP BY staff_id
  ORDER BY min(requested_at), staff_id NULLS FIRST;
+
+-- name: admin_webhooks
+-- events14: the tenant's webhook endpoints: last result, circuit, deliveries waiting.
+SELECT e.id, e.url, e.active, CASE WHEN e.disabled_reason = 'circuit' THEN 'open' ELSE 'closed' END AS circuit,
+       e.disabled_reason, e.consecutive_failures, e.failing_since, e.last_attempt_at, e.last_status, e.last_error,
+       e.last_success_at,
+       (SELECT count(*) FROM webhook_deliveries d
+         WHERE d.tenant_id = e.tenant_id AND d.endpoint_id = e.id AND d.status = 'pending') AS pending,
+       (SELECT min(d.created_at) FROM webhook_deliveries d
+         WHERE d.tenant_id = e.tenant_id AND d.endpoint_id = e.id AND d.status = 'pending') AS oldest_pending_at
+  FROM webhook_endpoints e
+ WHERE e.tenant_id = %(tenant_id)s
+ ORDER BY e.created_at, e.id;
+-- name: admin_feeds
+-- The tenant's calendar feeds with their last result (what failed and why, when next).
+SELECT f.id, f.staff_id, f.url, f.active, f.refresh_minutes, f.last_status, f.last_http_status,
+       f.last_error, f.last_sync_at, f.last_success_at, f.next_sync_at, f.busy_count, f.failures
+  FROM calendar_feeds f
+ WHERE f.tenant_id = %(tenant_id)s
+ ORDER BY f.staff_id, f.url, f.id;
