@@ -267,8 +267,8 @@ def test_the_heatmap_shows_booked_against_offered(browser: Browser, console: Con
 
 
 def test_webhooks_and_feeds_show_once_the_status_reports_them(browser: Browser, console: Console) -> None:
-    # The events and feeds work adds these lists to the status; the console shows whatever
-    # the server reports (played here by the browser, on top of the real answer).
+    # The status lists the tenant's webhook endpoints and calendar feeds; the demo has none,
+    # so the browser plays rows of each state on top of the real answer.
     def with_lists(route: Route, request: Request) -> None:
         response = route.fetch()
         body = orjson.loads(response.body())
