@@ -2179,12 +2179,19 @@ CREATE TABLE waitlist_entries (
     to_date       date NOT NULL,
     time_windows  int4multirange CONSTRAINT waitlist_entries_times_valid
                       CHECK (time_windows <@ int4multirange(int4range(0, 1440))),
-    contact_ref   text NOT NULL CONSTRAINT waitlist_entries_contact_ref_valid CHECK (length(contact_ref) BETWEEN 1 AND 200),
+    -- the host's reference, the customer's contact (name, email, phone: shown to the host,
+    -- never publicly nor in an event), or both (0017)
+    contact_ref   text CONSTRAINT waitlist_entries_contact_ref_valid CHECK (length(contact_ref) BETWEEN 1 AND 200),
     status        text NOT NULL DEFAULT 'waiting'
                       CONSTRAINT waitlist_entries_status_valid CHECK (status IN ('waiting', 'cancelled', 'expired')),
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     ended_at      timestamptz,
+    contact       jsonb CONSTRAINT waitlist_entries_contact_object CHECK (contact IS NULL OR jsonb_typeof(contact) = 'object'),
+    -- made on a branch's page: only slots at that location match it
+    location_id   uuid,
     PRIMARY KEY (tenant_id, id),
+    CONSTRAINT waitlist_entries_reachable CHECK (contact_ref IS NOT NULL OR contact IS NOT NULL),
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE CASCADE,
     CONSTRAINT waitlist_entries_dates_valid
         CHECK (from_date <= to_date AND slotmill_valid_date(from_date) AND slotmill_valid_date(to_date)),
     FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id) ON DELETE CASCADE,
