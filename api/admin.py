@@ -398,7 +398,10 @@ def _explain(
         if limits is None:
             raise not_found("service", f"no service {service_id} in tenant {tenant.slug!r}")
         now = to_epoch(limits["now"])
-        rules = load_rules(conn, tenant, staff_ids=[staff_id], lo=t, hi=t + 1, now=now)
+        # Past the horizon, within the advance limit, slots are the engine's on demand
+        # (materializer/beyond.py): explained with windows built through that date.
+        beyond = t >= tenant.horizon(now).end
+        rules = load_rules(conn, tenant, staff_ids=[staff_id], lo=t, hi=t + 1, now=now, beyond=beyond)
     staff = rules.staff.get(staff_id)
     if staff is None:
         raise not_found("staff", f"no staff member {staff_id} in tenant {tenant.slug!r}")
@@ -414,7 +417,8 @@ def _explain(
         now=now,
         min_notice_s=to_epoch(limits["bookable_from"]) - now,
         advance_limit=to_epoch(limits["bookable_until"]),
-        horizon_end=rules.horizon.end,
+        # the table's end limits nothing: the advance limit is the one a customer meets
+        horizon_end=max(rules.horizon.end, to_epoch(limits["bookable_until"])),
         first=rules.first_date,
         last=rules.last_date,
     )

@@ -8,14 +8,18 @@ and answer with the consistency token that later reads carry.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
+from psycopg_pool import ConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -23,6 +27,7 @@ from starlette.routing import BaseRoute
 from slotmill.api import replicas
 from slotmill.api.errors import booking_problem, invalid, not_found
 from slotmill.api.models import (
+    MAX_RANGE_DAYS,
     ConsistencyHeaders,
     HoldBySlot,
     HoldByTime,
@@ -41,6 +46,8 @@ from slotmill.api.ratelimit import rate_limit
 from slotmill.api.readcache import Kept, ReadCache, kept_from
 from slotmill.api.routing import Header, Link, Reply, route
 from slotmill.materializer import bookings
+from slotmill.materializer.beyond import Extras, compute_beyond
+from slotmill.materializer.horizon import from_epoch, to_epoch
 from slotmill.sql import owned_by
 
 Q = owned_by(__name__)
@@ -64,6 +71,24 @@ class SlotRead:
     tenant_id: UUID | None
     version: int | None
     valid_until: datetime | None
+    # where the table's slots end, and the window the read covers (None: nothing to read)
+    table_end: datetime | None
+    window_lo: datetime | None
+    window_hi: datetime | None
+    asked_hi: datetime | None
+    bookable_from: datetime | None
+    bookable_until: datetime | None
+
+    def reaches_beyond(self) -> bool:
+        """Whether part of the window lies past the table's end (beyond the horizon,
+        within the advance limit): that part is the engine's."""
+        return (
+            self.table_end is not None
+            and self.window_lo is not None
+            and self.window_hi is not None
+            and self.window_lo < self.window_hi
+            and self.window_hi > self.table_end
+        )
 
 
 async def read_slots(request: Request) -> Response:
@@ -93,10 +118,10 @@ async def read_slots(request: Request) -> Response:
     key = (name, *params.items())
     reads: replicas.ReadRouter = request.app.state.reads
 
-    async def answer(conn: AsyncConnection[Any]) -> Kept | SlotRead | None:
+    async def answer(conn: AsyncConnection[Any], extras: dict[str, Any] | None = None) -> Kept | SlotRead | None:
         # On a replica, this connection has replayed the request's token (api/replicas.py):
         # a version found current there is at least as new as the customer's own write.
-        kept = cache.candidate(key) if cache.enabled else None
+        kept = cache.candidate(key) if cache.enabled and extras is None else None
         if kept is not None and await cache.still_current(conn, kept):
             return kept
         try:
@@ -104,7 +129,7 @@ async def read_slots(request: Request) -> Response:
             # which psycopg honours over any prepare=True): planned afresh for its values,
             # and safe behind PgBouncer in transaction mode.
             cur = conn.cursor(row_factory=class_row(SlotRead))
-            await cur.execute(Q[name], params)
+            await cur.execute(Q[name], {**params, **(NO_EXTRAS if extras is None else extras)})
         except psycopg.errors.InvalidParameterValue:
             # zoneinfo knows the zone but this server's time zone database does not
             raise invalid("query.tz", f"query.tz: {q.tz!r} is unknown to the database") from None
@@ -126,11 +151,70 @@ async def read_slots(request: Request) -> Response:
     if row.no_location:
         raise not_found("location", f"no location {q.location_id} in tenant {slug!r}")
     assert row.tenant_id is not None and row.version is not None
+    valid_until = row.valid_until
+    if row.reaches_beyond():
+        row, valid_until = await _read_beyond(request, answer, row, q)
     # The database built the body: it is passed through, never decoded here.
-    kept = kept_from(row.tenant_id, row.version, row.valid_until, row.body)
+    assert row.tenant_id is not None and row.version is not None
+    kept = kept_from(row.tenant_id, row.version, valid_until, row.body)
     cache.misses += 1
     cache.put(key, kept)
     return _answer(request, kept)
+
+
+# The read's engine slots when it has none (its window ends at the table's end).
+NO_EXTRAS: dict[str, Any] = {
+    "beyond_from": None,
+    **{k: [] for k in ("x_id", "x_staff", "x_location", "x_starts", "x_ends", "x_held", "x_seats", "x_free")},
+}
+
+
+async def _read_beyond(
+    request: Request,
+    answer: Callable[[AsyncConnection[Any], dict[str, Any] | None], Awaitable[Kept | SlotRead | None]],
+    row: SlotRead,
+    q: SlotQuery,
+) -> tuple[SlotRead, datetime | None]:
+    """The read again, with the engine's slots from the table's end on (the same ids,
+    instants and rules as materialization: materializer/beyond.py), and until when its
+    answer holds. Computed on the primary's rules; the statement then runs where reads run."""
+    assert row.tenant_id and row.table_end and row.window_lo and row.window_hi and row.asked_hi
+    assert row.bookable_from and row.bookable_until
+    now = int(time.time())
+    lo = max(row.window_lo, row.table_end)
+    # Through the asked end, past the advance limit: the first slot there says when the
+    # moving limit changes this answer (Extras.kept_until).
+    hi = max(row.window_hi, min(row.asked_hi, row.window_hi + timedelta(days=MAX_RANGE_DAYS)))
+    extras = await asyncio.to_thread(
+        _compute_beyond, request.app.state.sync_pool, row.tenant_id, q.service_id, q.staff_id, lo, hi, now
+    )
+    reads: replicas.ReadRouter = request.app.state.reads
+    again = await reads.run(
+        lambda conn: answer(conn, {"beyond_from": row.table_end, **extras.params()}),
+        token=replicas.request_token(request),
+    )
+    assert isinstance(again, SlotRead)
+    until = extras.kept_until(
+        now, bookable_from=row.bookable_from, bookable_until=row.bookable_until, window_hi=row.window_hi
+    )
+    valid_until = again.valid_until
+    if until is not None:
+        engine_until = from_epoch(until)
+        valid_until = engine_until if valid_until is None else min(valid_until, engine_until)
+    return again, valid_until
+
+
+def _compute_beyond(
+    pool: ConnectionPool[Any],
+    tenant_id: UUID,
+    service_id: UUID,
+    staff_id: UUID | None,
+    lo: datetime,
+    hi: datetime,
+    now: int,
+) -> Extras:
+    with pool.connection() as conn:
+        return compute_beyond(conn, tenant_id, service_id, staff_id, to_epoch(lo), to_epoch(hi), now)
 
 
 def _answer(request: Request, kept: Kept) -> Response:
@@ -177,7 +261,7 @@ async def create_hold(request: Request) -> Response:
         # In a pipeline, the token's statement rides with the hold's COMMIT: no round trip
         # of its own (the hold's BEGIN rides with its statement, too).
         async with request.app.state.pool.connection() as conn, conn.pipeline():
-            hold = await bookings.hold(conn, req)
+            hold = await bookings.hold(conn, req, bookings.pool_judge(request.app.state.sync_pool))
             token = await replicas.write_position(conn)
     except bookings.SlotUnavailable as err:
         metrics.hold_conflicts.inc()

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 
 from slotmill.api.errors import invalid, not_found
 from slotmill.api.hostcall import bearer, host_call
-from slotmill.api.models import Instant, TenantPath, parse_json_object, parse_model, parse_uuid, tenant_slug
+from slotmill.api.models import Contact, Instant, TenantPath, parse_json_object, parse_model, parse_uuid, tenant_slug
 from slotmill.api.ratelimit import rate_limit
 from slotmill.api.routing import route
 from slotmill.materializer import waitlist
@@ -66,8 +66,14 @@ class WaitlistIn(_In):
     times: list[TimeWindow] | None = Field(
         None, min_length=1, max_length=10, description="Times of day a start may have (omitted: any)."
     )
-    contact_ref: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")] = Field(
-        description="How the host reaches the customer (its own reference); never shown publicly."
+    location_id: UUID | None = Field(
+        None, description="Only slots at this location (the branch whose page the customer is on)."
+    )
+    contact: Contact | None = Field(
+        None, description="How to reach the customer (a booking page asks for it); shown to the host, never publicly."
+    )
+    contact_ref: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")] | None = Field(
+        None, description="The host's own reference for the customer; never shown publicly. This or `contact`."
     )
 
     @model_validator(mode="after")
@@ -75,6 +81,10 @@ class WaitlistIn(_In):
         for w in self.times or ():
             if _minutes(w.end) <= _minutes(w.start):
                 raise ValueError("each time window ends after it starts")
+        if self.contact is None and self.contact_ref is None:
+            raise ValueError("`contact` or `contact_ref` is required: how to reach the customer")
+        if self.contact is not None and self.contact.email is None and self.contact.phone is None:
+            raise ValueError("`contact` needs an email or a phone: how to tell the customer a time freed up")
         return self
 
 
@@ -87,6 +97,7 @@ class WaitlistCreated(_Out):
     id: UUID
     service_id: UUID
     staff_id: UUID | None
+    location_id: UUID | None
     from_: date = Field(alias="from")
     to: date
     times: list[TimeWindowOut] | None
@@ -101,7 +112,9 @@ class EntryOut(_Out):
     from_: date = Field(alias="from")
     to: date
     times: list[TimeWindowOut] | None
-    contact_ref: str
+    location_id: UUID | None
+    contact_ref: str | None
+    contact: dict[str, Any] | None = Field(description="name, and email and/or phone, as the customer gave them")
     status: Literal["waiting", "cancelled", "expired"]
     created_at: Instant
     ended_at: Instant | None
@@ -145,6 +158,8 @@ async def join_waitlist(request: Request) -> Response:
                 to_date=body.to,
                 times=times,
                 contact_ref=body.contact_ref,
+                contact=None if body.contact is None else body.contact.model_dump(exclude_none=True),
+                location_id=body.location_id,
             )
 
     made = await asyncio.to_thread(create)
@@ -152,6 +167,8 @@ async def join_waitlist(request: Request) -> Response:
         raise not_found("tenant", f"no tenant {slug!r}")
     if made.no_service:
         raise not_found("service", f"no active service {body.service_id} in tenant {slug!r}")
+    if made.no_location:
+        raise not_found("location", f"no location {body.location_id} in tenant {slug!r}")
     if made.no_staff or made.id is None or made.created_at is None:
         raise not_found("staff", f"no active staff member {body.staff_id} who performs this service")
     out = WaitlistCreated.model_validate(
@@ -159,6 +176,7 @@ async def join_waitlist(request: Request) -> Response:
             "id": made.id,
             "service_id": body.service_id,
             "staff_id": body.staff_id,
+            "location_id": body.location_id,
             "from": body.from_,
             "to": body.to,
             "times": None if body.times is None else [w.model_dump() for w in body.times],

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -19,9 +19,11 @@ from slotmill.api.errors import invalid
 from slotmill.api.hostcall import bearer, host_call
 from slotmill.api.models import Instant, TenantPath, parse_json_object, parse_model, parse_uuid
 from slotmill.api.routing import route
+from slotmill.config import get_settings
 from slotmill.materializer import webhooks
 from slotmill.materializer.bookings import NotFound
 from slotmill.materializer.loader import Conn, Tenant
+from slotmill.outbound import url_problem
 
 EventType = Literal[
     "booking.held",
@@ -33,7 +35,17 @@ EventType = Literal[
     "waitlist.matched",
     "webhook.disabled",
 ]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^/\s?#]+[^\s]*$", max_length=2000)]
+def _reachable(value: str) -> str:
+    # a literal private address or localhost can never be delivered to (slotmill/outbound.py)
+    problem = url_problem(value, get_settings().outbound_guard)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Url = Annotated[
+    str, StringConstraints(pattern=r"^https?://[^/\s?#]+[^\s]*$", max_length=2000), AfterValidator(_reachable)
+]
 
 
 class _In(BaseModel):

@@ -105,6 +105,7 @@ def _sync(
             timeout_s=settings.feed_timeout_seconds,
             max_bytes=settings.feed_max_bytes,
             client=client,
+            guard=settings.outbound_guard,
         )
         http_status = got.status
         added = removed = 0

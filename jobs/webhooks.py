@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -38,6 +38,7 @@ from standardwebhooks.webhooks import Webhook
 
 from slotmill.config import Settings, get_settings
 from slotmill.materializer.webhooks import webhook_id
+from slotmill.outbound import Guard, async_client
 from slotmill.sql import owned_by
 
 log = logging.getLogger("slotmill.worker")
@@ -60,6 +61,7 @@ class WebhookConfig:
     circuit_s: float = 3600.0
     lease_s: float = 30.0
     poll_s: float = 0.25
+    guard: Guard = field(default_factory=Guard)  # which addresses deliveries may reach (slotmill/outbound.py)
 
     @classmethod
     def from_settings(cls, s: Settings | None = None) -> WebhookConfig:
@@ -75,6 +77,7 @@ class WebhookConfig:
             circuit_s=s.webhook_circuit_seconds,
             lease_s=max(s.webhook_lease_seconds, s.webhook_timeout_seconds + 1.0),
             poll_s=s.events_poll_seconds,
+            guard=s.outbound_guard,
         )
 
     def retry_after(self, attempts: int, *, jitter: float | None = None) -> float:
@@ -201,7 +204,7 @@ class Deliverer:
         limits = httpx.Limits(max_connections=cfg.max_in_flight, max_keepalive_connections=cfg.max_in_flight)
         tasks: set[asyncio.Task[None]] = set()
         backoff = 0.1
-        async with httpx.AsyncClient(timeout=httpx.Timeout(cfg.timeout_s), limits=limits) as client:
+        async with async_client(cfg.guard, timeout=httpx.Timeout(cfg.timeout_s), limits=limits) as client:
             try:
                 while not self._stopping.is_set():
                     spare = cfg.max_in_flight - len(tasks)

@@ -17,7 +17,10 @@ booking row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -26,10 +29,13 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
-from slotmill.materializer.horizon import format_instant, to_epoch
+from slotmill.materializer.beyond import visible_beyond
+from slotmill.materializer.horizon import DAY_S, format_instant, from_epoch, to_epoch
 from slotmill.materializer.loader import Conn, Tenant
 from slotmill.materializer.locks import lock_staff
+from slotmill.materializer.model import Slot
 from slotmill.materializer.ondemand import slot_is_valid
 from slotmill.sql import owned_by
 
@@ -248,6 +254,7 @@ class HoldRequest:
             "starts_at": self.starts_at,
             "staff_id": staff_id if staff_id is not None else self.staff_id,
             "session_id": self.session_id,
+            "beyond_staff": [],
         }
 
 
@@ -261,6 +268,11 @@ class HoldRow:
     no_staff: bool
     no_slot: bool
     hold: str | None
+    # Past the table's end: the slot the engine must judge (materializer/beyond.py)
+    beyond_tenant: UUID | None = None
+    beyond_staff: UUID | None = None
+    beyond_service: UUID | None = None
+    beyond_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +280,26 @@ class Candidates:
     no_tenant: bool
     no_service: bool
     staff_ids: list[UUID]
+    tenant_id: UUID | None
+    beyond: bool | None  # the start lies past the table's end: the engine says who
+
+
+# Judges a start past the table's end: (tenant, service, staff or None: anyone, start, seats)
+# -> the slots a customer may hold there now (materializer/beyond.py, visible_beyond).
+Judge = Callable[[UUID, UUID, UUID | None, int, int], Awaitable[list[Slot]]]
+
+
+def pool_judge(pool: ConnectionPool[Any]) -> Judge:
+    """A judge running the engine on a connection of a sync pool, in a worker thread."""
+
+    def run(tenant_id: UUID, service_id: UUID, staff_id: UUID | None, starts_at: int, seats: int) -> list[Slot]:
+        with pool.connection() as conn:
+            return visible_beyond(conn, tenant_id, service_id, staff_id, starts_at, seats, int(time.time()))
+
+    async def judge(tenant_id: UUID, service_id: UUID, staff_id: UUID | None, starts_at: int, seats: int) -> list[Slot]:
+        return await asyncio.to_thread(run, tenant_id, service_id, staff_id, starts_at, seats)
+
+    return judge
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,12 +312,15 @@ class Released:
 # --- hold and release (async, the public hot path) ------------------------------------------
 
 
-async def hold(conn: AsyncConnection[Any], req: HoldRequest) -> str:
+async def hold(conn: AsyncConnection[Any], req: HoldRequest, judge: Judge | None = None) -> str:
     """Hold a slot; returns the hold as JSON text (built by the database). Raises
-    :class:`NotFound` or :class:`SlotUnavailable`."""
+    :class:`NotFound` or :class:`SlotUnavailable`.
+
+    ``judge`` decides starts past the table's end (beyond the horizon, within the advance
+    limit); without one, those are not offered."""
     if req.slot_id is None and req.staff_id is None:
-        return await _hold_any(conn, req)
-    row = await _attempt(conn, req.params())
+        return await _hold_any(conn, req, judge)
+    row = await _attempt(conn, req.params(), judge)
     if row.no_tenant:
         raise NotFound("tenant", f"no tenant {req.slug!r}")
     if row.no_service:
@@ -305,13 +340,15 @@ async def _create_hold(conn: AsyncConnection[Any], params: dict[str, Any]) -> Ho
         return await cur.fetchone()
 
 
-async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> HoldRow:
+async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any], judge: Judge | None) -> HoldRow:
     """One hold attempt in a transaction (or a savepoint) of its own; a refusal of the
     database (a booking the table does not show yet, a full session, a busy resource, a
     reached limit) is raised as the booking error it means, the attempt undone."""
     try:
         async with conn.transaction():
             row = await _create_hold(conn, params)
+            if row is not None and row.beyond_staff is not None:
+                row = await _hold_beyond(conn, row, params, judge)
     except psycopg.errors.IntegrityError as e:
         err = refusal(e)
         if err is None:
@@ -321,25 +358,69 @@ async def _attempt(conn: AsyncConnection[Any], params: dict[str, Any]) -> HoldRo
     return row
 
 
-async def _hold_any(conn: AsyncConnection[Any], req: HoldRequest) -> str:
+async def _hold_beyond(
+    conn: AsyncConnection[Any], row: HoldRow, params: dict[str, Any], judge: Judge | None
+) -> HoldRow:
+    """The start lies past the table's end and this transaction holds the staff lock: the
+    engine judges it (on another connection: no booking of this staff member can commit
+    meanwhile), and if it is offered the hold is written as any other."""
+    assert row.beyond_tenant and row.beyond_service and row.beyond_staff and row.beyond_start
+    if judge is None:
+        return replace(row, hold=None)
+    slots = await judge(
+        row.beyond_tenant, row.beyond_service, row.beyond_staff, to_epoch(row.beyond_start), params["seats"]
+    )
+    if not slots:
+        return replace(row, hold=None)
+    cur = await conn.execute(Q["hold_beyond"], _beyond_params(row.beyond_tenant, slots[0], params))
+    written = await cur.fetchone()
+    assert written is not None
+    return replace(row, hold=written[0])
+
+
+def _beyond_params(tenant_id: UUID, slot: Slot, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "staff_id": slot.staff_id,
+        "service_id": slot.service_id,
+        "location_id": slot.location_id,
+        "starts_at": from_epoch(slot.starts_at),
+        "ends_at": from_epoch(slot.ends_at),
+        "seats": params["seats"],
+        "session_id": params["session_id"],
+    }
+
+
+async def _candidates(conn: AsyncConnection[Any], params: dict[str, Any]) -> Candidates:
+    async with conn.cursor(row_factory=class_row(Candidates)) as cur:
+        await cur.execute(Q["hold_candidates"], params)
+        found = await cur.fetchone()
+    assert found is not None
+    return found
+
+
+async def _hold_any(conn: AsyncConnection[Any], req: HoldRequest, judge: Judge | None) -> str:
     """Hold the first candidate (best first) who can take the start, in one transaction.
 
     Each attempt runs in a savepoint: rolling one back also releases the advisory lock it
     took, so a refused candidate leaves nothing behind and the next one is tried.
     """
-    async with conn.cursor(row_factory=class_row(Candidates)) as cur:
-        await cur.execute(Q["hold_candidates"], req.params())
-        found = await cur.fetchone()
-    assert found is not None
+    found = await _candidates(conn, req.params())
     if found.no_tenant:
         raise NotFound("tenant", f"no tenant {req.slug!r}")
     if found.no_service:
         raise NotFound("service", f"no active service {req.service_id} in tenant {req.slug!r}")
+    if found.beyond and judge is not None and found.tenant_id and req.service_id and req.starts_at:
+        # Past the table's end the engine says who can take it (each attempt judges again,
+        # under that staff member's lock); the database orders them as any candidates.
+        slots = await judge(found.tenant_id, req.service_id, None, to_epoch(req.starts_at), req.seats)
+        if slots:
+            found = await _candidates(conn, {**req.params(), "beyond_staff": [s.staff_id for s in slots]})
     refused: BookingError = SlotUnavailable("no staff member can take this start now")
     async with conn.transaction():
         for staff_id in found.staff_ids:
             try:
-                row = await _attempt(conn, req.params(staff_id))  # a savepoint each
+                row = await _attempt(conn, req.params(staff_id), judge)  # a savepoint each
             except BookingError as err:
                 refused = err  # the last candidate's reason is the answer if nobody can
                 continue
@@ -376,6 +457,20 @@ def hold_in_transaction(conn: Conn, req: HoldRequest) -> str | None:
     try:
         with conn.transaction(), conn.cursor(row_factory=class_row(HoldRow)) as cur:
             row = cur.execute(Q["create_hold"], req.params()).fetchone()
+            if row is not None and row.beyond_staff is not None:
+                # Past the table's end: the engine judges it on this connection, which
+                # holds the staff lock (see _hold_beyond).
+                assert row.beyond_tenant and row.beyond_service and row.beyond_start
+                slots = visible_beyond(
+                    conn, row.beyond_tenant, row.beyond_service, row.beyond_staff,
+                    to_epoch(row.beyond_start), req.seats, int(time.time()),
+                )  # fmt: skip
+                written = None
+                if slots:
+                    written = conn.execute(
+                        Q["hold_beyond"], _beyond_params(row.beyond_tenant, slots[0], req.params())
+                    ).fetchone()
+                row = replace(row, hold=None if written is None else written[0])
     except psycopg.errors.IntegrityError as e:
         err = refusal(e)
         if err is None:
@@ -428,6 +523,9 @@ def _still_valid(conn: Conn, tenant: Tenant, h: LockedBooking) -> None:
         ends_at=to_epoch(h.ends_at),
         now=to_epoch(h.now),
         seats=h.seats,
+        # A hold past the horizon was judged within the advance limit when it was taken;
+        # the limits are not re-checked (slot_is_valid), so no bound but the engine's.
+        until=to_epoch(h.starts_at) + DAY_S,
     )
     if not ok:
         raise SlotNoLongerValid("the rules changed since the hold was taken: the slot is not offered any more")

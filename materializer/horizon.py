@@ -83,14 +83,18 @@ def horizon_for(tenant_zone: str, horizon_days: int, now: int) -> Horizon:
 WINDOW_MARGIN_DAYS = 9
 
 
-def window_dates(h: Horizon) -> tuple[date, date]:
+def window_dates(h: Horizon, through: date | None = None) -> tuple[date, date]:
     """Local dates whose working windows are built for any staff member, whatever the zone.
 
-    Always the whole horizon plus ``WINDOW_MARGIN_DAYS`` each side, so a recompute of a few
-    hours anchors its grid exactly where a full refresh does, and the anchoring never
-    changes as the horizon rolls: a merged window that touches the horizon is either seen
-    whole (shorter than 7 days, anchored at its real start) or seen at least 7 days long
-    (anchored at the epoch: engine/grid.py, grid_origin), never cut short of 7 days.
+    Always the whole horizon (or further, ``through`` a later local date, for slots computed
+    beyond it on demand) plus ``WINDOW_MARGIN_DAYS`` each side, so a recompute of a few hours
+    anchors its grid exactly where a full refresh does, and the anchoring never changes as
+    the horizon rolls: a merged window that touches the range is either seen whole (shorter
+    than 7 days, anchored at its real start) or seen at least 7 days long (anchored at the
+    epoch: engine/grid.py, grid_origin), never cut short of 7 days. That is also why a slot
+    computed beyond the horizon today is the slot materialization will write once the
+    horizon reaches it.
     """
     margin = timedelta(days=WINDOW_MARGIN_DAYS)
-    return h.today - margin, h.last_day + margin
+    last = h.last_day if through is None or through < h.last_day else through
+    return h.today - margin, last + margin

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfoNotFoundError
@@ -22,6 +22,7 @@ from slotmill.materializer.horizon import (
     Horizon,
     from_epoch,
     horizon_for,
+    local_date,
     window_dates,
     zone,
 )
@@ -177,8 +178,12 @@ def load_rules(
     hi: int,
     now: int,
     ignore_booking: UUID | None = None,
+    beyond: bool = False,
 ) -> LoadedRules:
     """Rules of ``staff_ids`` (None: all) for computing slots that start in ``[lo, hi)``.
+
+    ``beyond``: ``hi`` may lie past the horizon (slots computed on demand there); windows are
+    then built through its date too.
 
     Windows are always built over the whole horizon's dates (see ``window_dates``); busy
     data is loaded around ``[lo, hi)`` only (confirmed bookings a week further, for the day
@@ -187,7 +192,7 @@ def load_rules(
     itself.
     """
     horizon = tenant.horizon(now)
-    first, last = window_dates(horizon)
+    first, last = window_dates(horizon, local_date(hi, tenant.zone) + timedelta(days=1) if beyond else None)
     params: dict[str, Any] = {
         "tenant_id": tenant.id,
         "staff_ids": staff_ids,

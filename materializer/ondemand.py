@@ -32,7 +32,8 @@ def compute_on_demand(
     now: int | None = None,
 ) -> list[Slot]:
     """Slots of ``service_id`` starting in ``[lo, hi)`` (clipped to the horizon), of one
-    staff member or of everyone who performs the service; sorted by start, then staff id."""
+    staff member or of everyone who performs the service; sorted by start, then staff id.
+    (Past the horizon: materializer/beyond.py.)"""
     now = int(time.time()) if now is None else now
     lo, hi = tenant.horizon(now).clip(lo, hi)
     if lo >= hi:
@@ -63,6 +64,7 @@ def slot_is_valid(
     ends_at: int | None = None,
     now: int | None = None,
     seats: int = 1,
+    until: int | None = None,
 ) -> bool:
     """Whether the rules as they are now (SPEC §5) offer this slot for a hold of ``seats``,
     judging it against the confirmed bookings (and time off and busy times), never against
@@ -75,7 +77,8 @@ def slot_is_valid(
     ``seats_left`` >= ``seats`` for a group service and ``resource_free`` >= 1 for a service
     that needs resources.
 
-    Also false when the slot has already started, lies outside the horizon, or (``ends_at``
+    Also false when the slot has already started, lies outside the horizon (or past
+    ``until``, for a hold beyond the horizon), or (``ends_at``
     given) no longer ends there because the service's duration changed. Notice and advance
     limits are not re-checked: they applied when the slot was held, and a hold must not
     lapse into invalidity while the customer types.
@@ -84,7 +87,8 @@ def slot_is_valid(
     if starts_at < now:
         return False
     horizon = tenant.horizon(now)
-    if not horizon.start <= starts_at < horizon.end:
+    end = until if until is not None and until > horizon.end else horizon.end
+    if not horizon.start <= starts_at < end:
         return False
     rules = load_rules(
         conn,
@@ -94,6 +98,7 @@ def slot_is_valid(
         hi=starts_at + 1,
         now=now,
         ignore_booking=ignore_booking,
+        beyond=starts_at >= horizon.end,
     )
     staff = rules.staff.get(staff_id)
     offered = staff.offered(service_id) if staff else []

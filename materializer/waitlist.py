@@ -20,6 +20,7 @@ from uuid import UUID
 
 import orjson
 from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
 from psycopg.types.range import Range
 
 from slotmill.materializer.bookings import BookingError, HoldRequest, hold_in_transaction
@@ -38,6 +39,7 @@ class Created:
     no_tenant: bool
     no_service: bool
     no_staff: bool
+    no_location: bool
     id: UUID | None
     created_at: datetime | None
 
@@ -50,7 +52,9 @@ class Entry:
     from_date: date
     to_date: date
     time_windows: str | None
-    contact_ref: str
+    contact_ref: str | None
+    contact: dict[str, Any] | None
+    location_id: UUID | None
     status: str
     created_at: datetime
     ended_at: datetime | None
@@ -61,6 +65,7 @@ class Entry:
             "id": str(self.id),
             "service_id": str(self.service_id),
             "staff_id": None if self.staff_id is None else str(self.staff_id),
+            "location_id": None if self.location_id is None else str(self.location_id),
             "from": self.from_date.isoformat(),
             "to": self.to_date.isoformat(),
             "times": windows_out(self.time_windows),
@@ -71,6 +76,7 @@ class Entry:
         }
         if contact:
             out["contact_ref"] = self.contact_ref
+            out["contact"] = self.contact
         return out
 
 
@@ -102,7 +108,9 @@ def create_entry(
     from_date: date,
     to_date: date,
     times: list[tuple[int, int]] | None,
-    contact_ref: str,
+    contact_ref: str | None,
+    contact: dict[str, Any] | None = None,
+    location_id: UUID | None = None,
 ) -> Created:
     with conn.cursor(row_factory=class_row(Created)) as cur:
         row = cur.execute(
@@ -115,6 +123,8 @@ def create_entry(
                 "to_date": to_date,
                 "time_windows": windows_in(times),
                 "contact_ref": contact_ref,
+                "contact": None if contact is None else Jsonb(contact),
+                "location_id": location_id,
             },
         ).fetchone()
     assert row is not None

@@ -29,6 +29,8 @@ import httpx
 import icalendar
 import recurring_ical_events
 
+from slotmill.outbound import Guard, sync_client
+
 USER_AGENT = "slotmill-feeds/1"
 
 
@@ -73,6 +75,7 @@ def fetch(
     timeout_s: float,
     max_bytes: int,
     client: httpx.Client | None = None,
+    guard: Guard | None = None,
 ) -> Fetched:
     """GET ``url`` with If-None-Match / If-Modified-Since. Raises :class:`FeedError` for a
     timeout, a network error, an answer other than 200 or 304, or a body over ``max_bytes``
@@ -83,7 +86,8 @@ def fetch(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     own = client is None
-    http = client or httpx.Client(follow_redirects=True, max_redirects=5)
+    # every connection, redirects included, reaches public addresses only (slotmill/outbound.py)
+    http = client or sync_client(guard or Guard(), follow_redirects=True, max_redirects=5)
     deadline = time.monotonic() + timeout_s
     try:
         with http.stream("GET", http_url(url), headers=headers, timeout=timeout_s) as r:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from slotmill.outbound import Guard
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLOTMILL_", extra="ignore")
@@ -116,6 +118,14 @@ class Settings(BaseSettings):
     feed_timeout_seconds: float = 10.0
     feed_max_bytes: int = 10_000_000
     feed_max_events: int = 50_000
+    # Outbound HTTP (webhook deliveries, calendar feeds) reaches public addresses only, and
+    # these networks besides: comma-separated CIDRs (e.g. "10.0.0.0/8"), or "*" for any
+    # address (slotmill/outbound.py: a host's URL must not reach the platform's own network).
+    outbound_allow_networks: str = ""
+
+    @property
+    def outbound_guard(self) -> Guard:
+        return Guard.from_setting(self.outbound_allow_networks)
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -926,40 +926,19 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
            ELSE 0 END
 $$;
 
--- A hold (SPEC §7) as one PL/pgSQL function: it caches a plan per statement once per
--- session and needs one round trip (planning the equivalent CTEs cost ~4 ms per hold,
--- more than executing them). It is VOLATILE, so under READ COMMITTED each statement takes
--- a fresh snapshot: the statements after the staff lock see whatever a concurrent
--- recompute committed before the lock was granted.
---
--- Returns one row: which of tenant / service / staff / slot id is unknown (404s), and the
--- hold as JSON text, or NULL when the slot is not visible (409). A conflicting booking the
--- slot table does not show yet makes the INSERT raise exclusion_violation (409 too).
-CREATE FUNCTION slotmill_hold(
-    p_slug text,
-    p_slot_id text,
-    p_service_id uuid,
-    p_starts_at timestamptz,
-    p_staff_id uuid,
-    p_session_id text,
-    p_seats integer
-) RETURNS TABLE (no_tenant boolean, no_service boolean, no_staff boolean, no_slot boolean, hold text)
+-- The write half of a hold, in the caller's transaction under the staff lock: the held
+-- booking (the bookings trigger judges seats, limits and travel), the resources the service
+-- needs (free ones at the location before location-less ones, each by name then id, under
+-- each kind's lock), the staff member's overlapping slots hidden (but for the session's own
+-- slot); the hold as JSON. p_queue: the change also queues a recompute (a hold checked by
+-- the engine past the horizon, whose readers' versions must move), else the hold path says
+-- it has applied its effect itself (holds_applied).
+CREATE FUNCTION slotmill_hold_insert(
+    p_tenant uuid, p_settings jsonb, p_staff uuid, p_service uuid, p_location uuid,
+    p_start timestamptz, p_ends timestamptz, p_seats integer, p_session_id text, p_queue boolean)
+RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    v_tenant     uuid;
-    v_settings   jsonb;
-    v_horizon    integer;
-    v_staff      uuid := p_staff_id;
-    v_service    uuid := p_service_id;
-    v_start      timestamptz := p_starts_at;
-    v_notice     integer;
-    v_advance    integer;
-    v_seats      integer;
-    v_location   uuid;
-    v_ends       timestamptz;
-    v_held       timestamptz;
-    v_left       integer;
-    v_taken      bigint;
     v_booking    uuid;
     v_expires    timestamptz;
     v_blocked    tstzrange;
@@ -967,68 +946,13 @@ DECLARE
     v_need       record;
     v_got        integer;
 BEGIN
-    SELECT t.id, t.settings, t.horizon_days INTO v_tenant, v_settings, v_horizon
-      FROM tenants t WHERE t.slug = p_slug;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT true, false, false, false, NULL::text;
-        RETURN;
+    IF NOT p_queue THEN
+        PERFORM set_config('slotmill.holds_applied', 'on', true);
     END IF;
-
-    IF p_slot_id IS NOT NULL THEN
-        -- An id of another tenant, or a made-up one, decodes to nothing: 404. A real
-        -- slot that is gone or hidden is a 409 below.
-        SELECT k.staff_id, k.service_id, k.starts_at INTO v_staff, v_service, v_start
-          FROM slotmill_slot_key(v_tenant, p_slot_id) k;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT false, false, false, true, NULL::text;
-            RETURN;
-        END IF;
-    END IF;
-
-    SELECT v.min_notice_minutes, v.max_advance_days, v.seats
-      INTO v_notice, v_advance, v_seats
-      FROM services v WHERE v.tenant_id = v_tenant AND v.id = v_service AND v.active;
-    -- By time, an unknown or inactive service or staff member is a 404; by slot id the
-    -- slot is real but no longer offered: a 409.
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT false, p_slot_id IS NULL, false, false, NULL::text;
-        RETURN;
-    END IF;
-    PERFORM 1 FROM staff s WHERE s.tenant_id = v_tenant AND s.id = v_staff AND s.active;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT false, false, p_slot_id IS NULL, false, NULL::text;
-        RETURN;
-    END IF;
-
-    PERFORM pg_advisory_xact_lock(slotmill_staff_lock_key(v_tenant, v_staff));
-
-    -- Visible now, with the seats asked for? Read after the lock, so a recompute that
-    -- committed while we waited is seen.
-    SELECT a.location_id, a.ends_at, a.held_until, a.seats_left INTO v_location, v_ends, v_held, v_left
-      FROM availability_slots a
-     WHERE a.tenant_id = v_tenant AND a.staff_id = v_staff
-       AND a.starts_at = v_start AND a.service_id = v_service;
-    IF NOT FOUND
-       OR (v_held IS NOT NULL AND v_held > now())
-       OR v_start < slotmill_bookable_from(v_settings, v_notice)
-       OR v_start >= slotmill_bookable_until(v_settings, v_horizon, v_advance) THEN
-        RETURN QUERY SELECT false, false, false, false, NULL::text;
-        RETURN;
-    END IF;
-    IF v_seats > 1 THEN
-        v_taken := slotmill_held_seats(v_tenant, v_staff, v_service, v_start, v_seats);
-        IF v_left - v_taken < p_seats THEN
-            RAISE check_violation USING CONSTRAINT = 'bookings_session_seats',
-                MESSAGE = format('%s of the session''s seats are left, not %s', greatest(v_left - v_taken, 0), p_seats),
-                TABLE = 'bookings';
-        END IF;
-    END IF;
-
-    PERFORM set_config('slotmill.holds_applied', 'on', true);
     INSERT INTO bookings (tenant_id, staff_id, service_id, location_id, starts_at, ends_at,
                           status, expires_at, session_id, seats)
-    VALUES (v_tenant, v_staff, v_service, v_location, v_start, v_ends, 'held',
-            now() + make_interval(secs => greatest(slotmill_setting_int(v_settings, 'hold_ttl_seconds', 600), 1)),
+    VALUES (p_tenant, p_staff, p_service, p_location, p_start, p_ends, 'held',
+            now() + make_interval(secs => greatest(slotmill_setting_int(p_settings, 'hold_ttl_seconds', 600), 1)),
             p_session_id, p_seats)
     RETURNING id, expires_at, blocked, session_key INTO v_booking, v_expires, v_blocked, v_session;
 
@@ -1036,21 +960,21 @@ BEGIN
     FOR v_need IN
         SELECT sr.kind, sum(sr.quantity)::integer AS quantity
           FROM service_resources sr
-         WHERE sr.tenant_id = v_tenant AND sr.service_id = v_service
+         WHERE sr.tenant_id = p_tenant AND sr.service_id = p_service
          GROUP BY sr.kind
          ORDER BY sr.kind
     LOOP
-        PERFORM pg_advisory_xact_lock(slotmill_resource_lock_key(v_tenant, v_need.kind));
+        PERFORM pg_advisory_xact_lock(slotmill_resource_lock_key(p_tenant, v_need.kind));
         INSERT INTO booking_resources (tenant_id, booking_id, resource_id, blocked, live, session_key)
-        SELECT v_tenant, v_booking, r.id, v_blocked, true, v_session
+        SELECT p_tenant, v_booking, r.id, v_blocked, true, v_session
           FROM resources r
-         WHERE r.tenant_id = v_tenant AND r.kind = v_need.kind AND r.active
-           AND (r.location_id IS NULL OR r.location_id = v_location)
+         WHERE r.tenant_id = p_tenant AND r.kind = v_need.kind AND r.active
+           AND (r.location_id IS NULL OR r.location_id = p_location)
            AND NOT EXISTS (
                SELECT 1
                  FROM booking_resources br
                  JOIN bookings b ON b.tenant_id = br.tenant_id AND b.id = br.booking_id
-                WHERE br.tenant_id = v_tenant AND br.resource_id = r.id AND br.live
+                WHERE br.tenant_id = p_tenant AND br.resource_id = r.id AND br.live
                   AND br.blocked && v_blocked AND br.session_key <> v_session
                   AND (b.status = 'confirmed' OR b.expires_at > clock_timestamp()))
          ORDER BY r.location_id IS NULL, r.name, r.id
@@ -1070,24 +994,135 @@ BEGIN
     UPDATE availability_slots a
        SET held_until = greatest(a.held_until, v_expires)
       FROM services v
-     WHERE a.tenant_id = v_tenant AND a.staff_id = v_staff
+     WHERE a.tenant_id = p_tenant AND a.staff_id = p_staff
        AND a.starts_at > lower(v_blocked) - interval '48 hours'
        AND a.starts_at < upper(v_blocked) + interval '24 hours'
        AND v.tenant_id = a.tenant_id AND v.id = a.service_id
        AND slotmill_slot_blocked(a.starts_at, a.ends_at, v.buffer_before_minutes, v.buffer_after_minutes) && v_blocked
        AND slotmill_session_key(a.staff_id, a.service_id, a.starts_at, v.seats) IS DISTINCT FROM v_session;
 
-    RETURN QUERY SELECT false, false, false, false,
-        json_build_object(
+    RETURN         json_build_object(
             'hold_id', v_booking,
-            'staff_id', v_staff,
-            'service_id', v_service,
-            'location_id', v_location,
-            'starts_at', slotmill_instant(v_start),
-            'ends_at', slotmill_instant(v_ends),
+            'staff_id', p_staff,
+            'service_id', p_service,
+            'location_id', p_location,
+            'starts_at', slotmill_instant(p_start),
+            'ends_at', slotmill_instant(p_ends),
             -- to the microsecond: a countdown shown from it must not end before the hold does
             'expires_at', to_char(v_expires AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
             'seats', p_seats)::text;
+END $$;
+
+-- A hold (SPEC §7) as one PL/pgSQL function: it caches a plan per statement once per
+-- session and needs one round trip (planning the equivalent CTEs cost ~4 ms per hold,
+-- more than executing them). It is VOLATILE, so under READ COMMITTED each statement takes
+-- a fresh snapshot: the statements after the staff lock see whatever a concurrent
+-- recompute committed before the lock was granted.
+--
+-- Returns one row: which of tenant / service / staff / slot id is unknown (404s), and the
+-- hold as JSON text, or NULL when the slot is not visible (409). A conflicting booking the
+-- slot table does not show yet makes the INSERT raise exclusion_violation (409 too). Past
+-- the table's end (beyond the horizon, within the advance limit) it returns beyond_*: the
+-- caller judges the start with the engine while this transaction holds the staff lock,
+-- then writes it with slotmill_hold_insert (materializer/beyond.py).
+CREATE FUNCTION slotmill_hold(
+    p_slug text,
+    p_slot_id text,
+    p_service_id uuid,
+    p_starts_at timestamptz,
+    p_staff_id uuid,
+    p_session_id text,
+    p_seats integer
+) RETURNS TABLE (no_tenant boolean, no_service boolean, no_staff boolean, no_slot boolean, hold text,
+                beyond_tenant uuid, beyond_staff uuid, beyond_service uuid, beyond_start timestamptz)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_tenant     uuid;
+    v_settings   jsonb;
+    v_horizon    integer;
+    v_zone       text;
+    v_staff      uuid := p_staff_id;
+    v_service    uuid := p_service_id;
+    v_start      timestamptz := p_starts_at;
+    v_notice     integer;
+    v_advance    integer;
+    v_seats      integer;
+    v_location   uuid;
+    v_ends       timestamptz;
+    v_held       timestamptz;
+    v_left       integer;
+    v_taken      bigint;
+BEGIN
+    SELECT t.id, t.settings, t.horizon_days, t.timezone INTO v_tenant, v_settings, v_horizon, v_zone
+      FROM tenants t WHERE t.slug = p_slug;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT true, false, false, false, NULL::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+
+    IF p_slot_id IS NOT NULL THEN
+        -- An id of another tenant, or a made-up one, decodes to nothing: 404. A real
+        -- slot that is gone or hidden is a 409 below.
+        SELECT k.staff_id, k.service_id, k.starts_at INTO v_staff, v_service, v_start
+          FROM slotmill_slot_key(v_tenant, p_slot_id) k;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT false, false, false, true, NULL::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz;
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT v.min_notice_minutes, v.max_advance_days, v.seats
+      INTO v_notice, v_advance, v_seats
+      FROM services v WHERE v.tenant_id = v_tenant AND v.id = v_service AND v.active;
+    -- By time, an unknown or inactive service or staff member is a 404; by slot id the
+    -- slot is real but no longer offered: a 409.
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, p_slot_id IS NULL, false, false, NULL::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+    PERFORM 1 FROM staff s WHERE s.tenant_id = v_tenant AND s.id = v_staff AND s.active;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, false, p_slot_id IS NULL, false, NULL::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+
+    PERFORM pg_advisory_xact_lock(slotmill_staff_lock_key(v_tenant, v_staff));
+
+    -- Visible now, with the seats asked for? Read after the lock, so a recompute that
+    -- committed while we waited is seen.
+    SELECT a.location_id, a.ends_at, a.held_until, a.seats_left INTO v_location, v_ends, v_held, v_left
+      FROM availability_slots a
+     WHERE a.tenant_id = v_tenant AND a.staff_id = v_staff
+       AND a.starts_at = v_start AND a.service_id = v_service;
+    IF NOT FOUND
+       AND v_start >= slotmill_table_end(v_tenant, v_zone, v_horizon)
+       AND v_start >= slotmill_bookable_from(v_settings, v_notice)
+       AND v_start < slotmill_bookable_until(v_settings, v_horizon, v_advance) THEN
+        -- Past the materialized horizon and within the advance limit: the caller judges
+        -- the start with the engine (under this same lock, in a transaction of its own).
+        RETURN QUERY SELECT false, false, false, false, NULL::text, v_tenant, v_staff, v_service, v_start;
+        RETURN;
+    END IF;
+    IF NOT FOUND
+       OR (v_held IS NOT NULL AND v_held > now())
+       OR v_start < slotmill_bookable_from(v_settings, v_notice)
+       OR v_start >= slotmill_bookable_until(v_settings, v_horizon, v_advance) THEN
+        RETURN QUERY SELECT false, false, false, false, NULL::text, NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz;
+        RETURN;
+    END IF;
+    IF v_seats > 1 THEN
+        v_taken := slotmill_held_seats(v_tenant, v_staff, v_service, v_start, v_seats);
+        IF v_left - v_taken < p_seats THEN
+            RAISE check_violation USING CONSTRAINT = 'bookings_session_seats',
+                MESSAGE = format('%s of the session''s seats are left, not %s', greatest(v_left - v_taken, 0), p_seats),
+                TABLE = 'bookings';
+        END IF;
+    END IF;
+
+    RETURN QUERY SELECT false, false, false, false,
+        slotmill_hold_insert(v_tenant, v_settings, v_staff, v_service, v_location, v_start, v_ends, p_seats,
+                             p_session_id, false),
+        NULL::uuid, NULL::uuid, NULL::uuid, NULL::timestamptz;
 END $$;
 
 
@@ -1210,6 +1245,21 @@ CREATE TABLE refresh_runs (
 );
 -- status and freshness: a tenant's latest run of each kind
 CREATE INDEX refresh_runs_latest ON refresh_runs (tenant_id, kind, finished_at DESC);
+
+-- Where the table's slots end: the horizon's end, or, between local midnight and the next
+-- full refresh, the end the last full refresh covered. Slots from there on are the
+-- engine's (reads and holds alike), so a day the nightly has not written yet is still
+-- offered, exactly as it will be written.
+CREATE FUNCTION slotmill_table_end(p_tenant uuid, p_zone text, p_horizon_days integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT least(((now() AT TIME ZONE p_zone)::date + p_horizon_days)::timestamp AT TIME ZONE p_zone,
+                 coalesce((SELECT r.horizon_end
+                             FROM refresh_runs r
+                            WHERE r.tenant_id = p_tenant AND r.kind = 'full'
+                            ORDER BY r.finished_at DESC
+                            LIMIT 1), 'infinity'))
+$$;
 
 -- One row per run of a per-tenant scheduled job and tick (the nightly refresh of one local
 -- date). Written when the run finishes, while the run holds a session advisory lock on
@@ -2129,12 +2179,19 @@ CREATE TABLE waitlist_entries (
     to_date       date NOT NULL,
     time_windows  int4multirange CONSTRAINT waitlist_entries_times_valid
                       CHECK (time_windows <@ int4multirange(int4range(0, 1440))),
-    contact_ref   text NOT NULL CONSTRAINT waitlist_entries_contact_ref_valid CHECK (length(contact_ref) BETWEEN 1 AND 200),
+    -- the host's reference, the customer's contact (name, email, phone: shown to the host,
+    -- never publicly nor in an event), or both (0017)
+    contact_ref   text CONSTRAINT waitlist_entries_contact_ref_valid CHECK (length(contact_ref) BETWEEN 1 AND 200),
     status        text NOT NULL DEFAULT 'waiting'
                       CONSTRAINT waitlist_entries_status_valid CHECK (status IN ('waiting', 'cancelled', 'expired')),
     created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     ended_at      timestamptz,
+    contact       jsonb CONSTRAINT waitlist_entries_contact_object CHECK (contact IS NULL OR jsonb_typeof(contact) = 'object'),
+    -- made on a branch's page: only slots at that location match it
+    location_id   uuid,
     PRIMARY KEY (tenant_id, id),
+    CONSTRAINT waitlist_entries_reachable CHECK (contact_ref IS NOT NULL OR contact IS NOT NULL),
+    FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id) ON DELETE CASCADE,
     CONSTRAINT waitlist_entries_dates_valid
         CHECK (from_date <= to_date AND slotmill_valid_date(from_date) AND slotmill_valid_date(to_date)),
     FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id) ON DELETE CASCADE,

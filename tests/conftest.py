@@ -12,6 +12,11 @@ from tests.testdb import create_test_database, drop_test_database, ensure_templa
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The tests' webhook receivers and feed servers listen on this machine: outbound HTTP may
+# reach loopback here (a production worker reaches public addresses only; slotmill/outbound.py,
+# tests/test_outbound.py).
+os.environ.setdefault("SLOTMILL_OUTBOUND_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
+
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> Iterator[str]:

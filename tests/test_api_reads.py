@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from slotmill import seed
+from slotmill.api.public import NO_EXTRAS
 from slotmill.api.public import Q as READS
 from tests.test_api_support import (
     World,
@@ -407,16 +408,22 @@ def test_the_read_uses_the_availability_slots_read_index(world: World) -> None:
         "location_id": None,
         "candidates": 3,
         "limit": 1000,
+        **NO_EXTRAS,
     }
+    # and with engine slots passed in past a table end (beyond the horizon): the table's
+    # part still reads by index
+    beyond = {**params, "beyond_from": w.at("12:00") + timedelta(days=3)}
     with psycopg.connect(w.url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE availability_slots")
-        for name, indexes in (
-            ("read_slots", ("availability_slots_read",)),
+        for name, indexes, values in (
+            ("read_slots", ("availability_slots_read",), params),
             # per staff member of the service: the primary key (tenant, staff, starts_at)
             # is as good as the read index, and the planner picks by the numbers
-            ("read_slots_by_time", ("availability_slots_read", "availability_slots_pkey")),
+            ("read_slots_by_time", ("availability_slots_read", "availability_slots_pkey"), params),
+            ("read_slots", ("availability_slots_read",), beyond),
+            ("read_slots_by_time", ("availability_slots_read", "availability_slots_pkey"), beyond),
         ):
-            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + READS[name], params).fetchall())
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + READS[name], values).fetchall())
             assert any(i in plan for i in indexes), plan
             assert "Seq Scan on availability_slots" not in plan, plan
 

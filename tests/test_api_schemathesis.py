@@ -107,8 +107,11 @@ def _schemathesis(base: str, config: Path, key: str, *args: str) -> subprocess.C
             f"Authorization: Bearer {key}",
             "--seed",
             "20261122",
+            # One worker: with two threads, hypothesis' lambda descriptions call ast.parse
+            # concurrently, which CPython 3.11 can fail with "AST constructor recursion depth
+            # mismatch" (a SystemError, seen in CI-like runs; python/cpython#106905).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "20",
             *args,

@@ -97,17 +97,39 @@ def test_a_cancellation_tells_the_oldest_matching_entry_once(world: World) -> No
         freed = fill_day(w)
         # wait until the recomputes of the bookings are done: Cid's day is full
         wait(lambda: db_rows(w.url, "SELECT count(*) FROM recompute_requests") == [(0,)])
-        wrong_time = join(w, {"service_id": str(a.cut), "staff_id": str(a.cid), "from": day, "to": day,
-                              "times": [{"start": "14:00", "end": "17:00"}], "contact_ref": "late-afternoon"})
-        oldest = join(w, {"service_id": str(a.cut), "staff_id": str(a.cid), "from": day, "to": day,
-                          "times": [{"start": "10:00", "end": "12:00"}], "contact_ref": "first"})
-        second = join(w, {"service_id": str(a.cut), "staff_id": str(a.cid), "from": day, "to": day,
-                          "contact_ref": "second"})
+        wrong_time = join(
+            w,
+            {
+                "service_id": str(a.cut),
+                "staff_id": str(a.cid),
+                "from": day,
+                "to": day,
+                "times": [{"start": "14:00", "end": "17:00"}],
+                "contact_ref": "late-afternoon",
+            },
+        )
+        oldest = join(
+            w,
+            {
+                "service_id": str(a.cut),
+                "staff_id": str(a.cid),
+                "from": day,
+                "to": day,
+                "times": [{"start": "10:00", "end": "12:00"}],
+                "contact_ref": "first",
+            },
+        )
+        second = join(
+            w, {"service_id": str(a.cut), "staff_id": str(a.cid), "from": day, "to": day, "contact_ref": "second"}
+        )
         cancel(w, freed)
         wait(lambda: len(matched(w)) >= 1)
         # a later recompute of the same window (nothing new) tells nobody again
-        db_exec(w.url, "INSERT INTO recompute_requests (tenant_id, staff_id, during, reason)"
-                       " VALUES (%s, %s, NULL, 'admin')", (a.id, a.cid))
+        db_exec(
+            w.url,
+            "INSERT INTO recompute_requests (tenant_id, staff_id, during, reason) VALUES (%s, %s, NULL, 'admin')",
+            (a.id, a.cid),
+        )
         wait(lambda: db_rows(w.url, "SELECT count(*) FROM recompute_requests") == [(0,)])
         time.sleep(0.5)
     got = matched(w)
@@ -126,8 +148,16 @@ def test_with_auto_hold_the_freed_time_is_held_for_the_entry(world: World) -> No
     with worker(w.url):
         freed = fill_day(w)
         wait(lambda: db_rows(w.url, "SELECT count(*) FROM recompute_requests") == [(0,)])
-        entry = join(w, {"service_id": str(a.cut), "from": day, "to": day,
-                         "times": [{"start": "11:00", "end": "12:00"}], "contact_ref": "cust-42"})
+        entry = join(
+            w,
+            {
+                "service_id": str(a.cut),
+                "from": day,
+                "to": day,
+                "times": [{"start": "11:00", "end": "12:00"}],
+                "contact_ref": "cust-42",
+            },
+        )
         cancel(w, freed)
         wait(lambda: len(matched(w)) >= 1)
     ((got_entry, _, _, _, hold_id),) = matched(w)
@@ -136,6 +166,7 @@ def test_with_auto_hold_the_freed_time_is_held_for_the_entry(world: World) -> No
         w.url, "SELECT status, session_id, staff_id FROM bookings WHERE id = %s", (UUID(hold_id),)
     )
     assert (status, session, staff) == ("held", f"waitlist:{entry}", a.cid)
+
     # the host sees the entry with its match
     async def listing(c: httpx.AsyncClient) -> httpx.Response:
         return await c.get("/v1/tenants/acme/waitlist", headers=bearer(a.key))
@@ -144,7 +175,11 @@ def test_with_auto_hold_the_freed_time_is_held_for_the_entry(world: World) -> No
     assert r.status_code == 200
     (e,) = r.json()["entries"]
     assert (e["id"], e["matches"], e["contact_ref"], e["times"]) == (
-        entry, 1, "cust-42", [{"start": "11:00", "end": "12:00"}])
+        entry,
+        1,
+        "cust-42",
+        [{"start": "11:00", "end": "12:00"}],
+    )
 
 
 def test_joining_validates_and_the_host_can_cancel(world: World) -> None:
@@ -156,14 +191,21 @@ def test_joining_validates_and_the_host_can_cancel(world: World) -> None:
         problem(await c.post("/v1/tenants/acme/waitlist", json={**base, "to": "2000-01-01"}), 422)
         r = await c.post("/v1/tenants/acme/waitlist", json={**base, "times": [{"start": "12:00", "end": "11:00"}]})
         problem(r, 422)
-        problem(await c.post("/v1/tenants/acme/waitlist", json={**base, "times": [{"start": "25:00", "end": "26:00"}]}),
-                422)
+        problem(
+            await c.post("/v1/tenants/acme/waitlist", json={**base, "times": [{"start": "25:00", "end": "26:00"}]}), 422
+        )
         problem(await c.post("/v1/tenants/acme/waitlist", json={**base, "contact_ref": ""}), 422)
         problem(await c.post("/v1/tenants/nope/waitlist", json=base), 404, "tenant_not_found")
-        problem(await c.post("/v1/tenants/acme/waitlist", json={**base, "service_id": str(w.other.cut)}), 404,
-                "service_not_found")
-        problem(await c.post("/v1/tenants/acme/waitlist", json={**base, "staff_id": str(a.bob), "service_id":
-                                                                    str(a.trim)}), 404, "staff_not_found")
+        problem(
+            await c.post("/v1/tenants/acme/waitlist", json={**base, "service_id": str(w.other.cut)}),
+            404,
+            "service_not_found",
+        )
+        problem(
+            await c.post("/v1/tenants/acme/waitlist", json={**base, "staff_id": str(a.bob), "service_id": str(a.trim)}),
+            404,
+            "staff_not_found",
+        )
         r = await c.post("/v1/tenants/acme/waitlist", json=base)
         assert r.status_code == 201
         entry = r.json()["id"]
@@ -190,3 +232,52 @@ def test_entries_past_their_dates_expire(world: World) -> None:
 
         assert expire_entries(conn) == 1
     assert db_rows(w.url, "SELECT status FROM waitlist_entries") == [("expired",)]
+
+
+def test_a_booking_page_joins_with_contact_details_and_a_branch(world: World) -> None:
+    """A customer gives a name and a phone or email, not a host reference; an entry made on a
+    branch's page is told only of times at that branch. The contact reaches the host's
+    list, never an event or a public answer."""
+    w, a = world, world.acme
+    day = w.day.isoformat()
+    other_branch = db_rows(
+        w.url, "INSERT INTO locations (tenant_id, name) VALUES (%s, 'Across town') RETURNING id", (a.id,)
+    )[0][0]
+    contact = {"name": "Grace Hopper", "phone": "+442079460000"}
+    base = {"service_id": str(a.cut), "staff_id": str(a.cid), "from": day, "to": day}
+
+    async def bad(c: httpx.AsyncClient) -> None:
+        problem(await c.post("/v1/tenants/acme/waitlist", json=base), 422)  # no way to reach them
+        problem(await c.post("/v1/tenants/acme/waitlist", json={**base, "contact": {"name": "G"}}), 422)
+        r = await c.post(
+            "/v1/tenants/acme/waitlist", json={**base, "contact": contact, "location_id": str(w.other.location)}
+        )
+        problem(r, 404, "location_not_found")
+        assert db_rows(w.url, "SELECT count(*) FROM waitlist_entries") == [(0,)]
+
+    run(w.url, bad)
+    with worker(w.url):
+        freed = fill_day(w)
+        wait(lambda: db_rows(w.url, "SELECT count(*) FROM recompute_requests") == [(0,)])
+        elsewhere = join(
+            w, {**base, "contact": {"name": "Ada", "email": "ada@example.org"}, "location_id": str(other_branch)}
+        )
+        here = join(w, {**base, "contact": contact, "location_id": str(a.location)})
+        cancel(w, freed)
+        wait(lambda: len(matched(w)) >= 1)
+        time.sleep(0.5)
+    got = matched(w)
+    assert [(g[0], g[3]) for g in got] == [(here, None)]  # the event carries no contact
+    assert elsewhere != here
+    assert "Grace" not in str(db_rows(w.url, "SELECT data FROM events"))
+
+    async def listed(c: httpx.AsyncClient) -> list[dict[str, Any]]:
+        r = await c.get("/v1/tenants/acme/waitlist?status=all", headers=bearer(a.key))
+        assert r.status_code == 200, r.text
+        out: list[dict[str, Any]] = r.json()["entries"]
+        return out
+
+    entries = {e["id"]: e for e in run(w.url, listed)}
+    assert entries[here]["contact"] == contact and entries[here]["location_id"] == str(a.location)
+    assert entries[here]["contact_ref"] is None and entries[here]["matches"] == 1
+    assert entries[elsewhere]["matches"] == 0

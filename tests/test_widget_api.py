@@ -195,8 +195,8 @@ def test_catalog_lists_what_can_be_booked_and_nothing_private(env_db: str) -> No
             "public_confirm": True,
             "confirm_url": "https://corner.example/book/confirm",
         }
-        # no events stream or waitlist on this server yet
-        assert cat["features"] == {"events": False, "waitlist": False}
+        # this server streams live changes and keeps a waitlist: the page uses both
+        assert cat["features"] == {"events": True, "waitlist": True}
         # the bookable window: the service's own, else the tenant's settings
         assert cat["services"] == [
             {
@@ -732,3 +732,9 @@ def test_embed_script_is_served_to_any_site(demo_client: httpx.Client) -> None:
     for asset in ("embed.js", "widget.js", "widget.css"):
         r = demo_client.get(f"/widget/{asset}", headers={"Origin": "https://anywhere.example"})
         assert r.headers["access-control-allow-origin"] == "*", asset
+
+
+def test_catalog_features_follow_the_routes_this_server_has() -> None:
+    from slotmill.api.catalog import features
+
+    assert features([]) == {"events": False, "waitlist": False}

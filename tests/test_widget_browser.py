@@ -28,6 +28,7 @@ from slotmill import seed
 from slotmill.config import Settings
 from slotmill.demo import DEMO_PUBLISHABLE_KEY, DEMO_SLUG, demo_id, load_demo
 from slotmill.materializer.loader import load_tenant
+from slotmill.materializer.outbox import sequence_events
 from slotmill.materializer.refresh import refresh
 from tests.test_widget_api import serve
 
@@ -60,10 +61,7 @@ CONTACT = {"name": "Grace Hopper", "email": "grace@example.org", "phone": "+44 2
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium`"
-            " (.ci/run does)"
-        )
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` (.ci/run does)")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -142,9 +140,9 @@ def _watch(page: Page, errors: list[str]) -> Page:
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on(
         "console",
-        lambda m: errors.append(m.text)
-        if m.type == "error" and not m.text.startswith("Failed to load resource")
-        else None,
+        lambda m: (
+            errors.append(m.text) if m.type == "error" and not m.text.startswith("Failed to load resource") else None
+        ),
     )
     return page
 
@@ -529,11 +527,7 @@ def test_contact_details_are_checked_before_confirming(browser: Browser, site: S
     hold_id = site.held()[0]
 
     def errors_shown() -> dict[str, str]:
-        return {
-            f: page.inner_text(f"#{f}-error")
-            for f in ("name", "email", "phone")
-            if page.is_visible(f"#{f}-error")
-        }
+        return {f: page.inner_text(f"#{f}-error") for f in ("name", "email", "phone") if page.is_visible(f"#{f}-error")}
 
     page.click("#confirm")  # nothing filled in
     assert set(errors_shown()) == {"name", "email"}
@@ -771,14 +765,12 @@ def test_axe_finds_no_serious_violation(browser: Browser, site: Site, size: str)
     ctx.close()
 
 
-# --- what slots in when the server has it: the event stream, the waitlist ----------------------
-#
-# Both endpoints are another branch's work. Until they are on this server, Playwright plays
-# them here (the catalog's features, and the endpoint's answer), to show that the page uses
-# them as soon as the catalog says they exist.
+# --- the event stream and the waitlist: the page uses them where the catalog says they exist
 
 
 def _with_features(page: Page, **features: bool) -> None:
+    """Make the catalog say this server lacks (or has) a feature, to show the page follows it."""
+
     def catalog(route: Any) -> None:
         response = route.fetch()
         data = response.json()
@@ -789,35 +781,26 @@ def _with_features(page: Page, **features: bool) -> None:
 
 
 def test_live_events_redraw_the_times(browser: Browser, site: Site) -> None:
+    """Another customer's hold reaches an open page through the real event stream: the time
+    goes without a reload or a click."""
     haircut = site.service("Haircut")
     errors: list[str] = []
     ctx = _context(browser)
     page = _watch(ctx.new_page(), errors)
-    _with_features(page, events=True)
     subscribed: list[str] = []
-    now = datetime.now(UTC)
-    change = {
-        "service_ids": [haircut],
-        "from": (now - timedelta(days=1)).isoformat().replace("+00:00", "Z"),
-        "to": (now + timedelta(days=60)).isoformat().replace("+00:00", "Z"),
-        "seq": 1,
-    }
-
-    def events(route: Any) -> None:
-        subscribed.append(route.request.url)
-        # One event, then the stream ends and the browser comes back (retry: 200 ms).
-        body = f"retry: 200\nevent: slots.changed\nid: 1\ndata: {orjson.dumps(change).decode()}\n\n"
-        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
-
-    page.route(f"**/v1/tenants/{DEMO_SLUG}/events?*", events)
+    page.on("request", lambda r: subscribed.append(r.url) if "/events?" in r.url else None)
     page.goto(site.url())
     page.wait_for_selector("#widget[data-step='pick']")
-    _choose(page, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
+    # the stream's headers come once the server has subscribed it: from then on, no change is missed
+    with page.expect_response(lambda r: "/events?" in r.url and f"service_id={haircut}" in r.url):
+        _choose(page, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
     slot = page.locator("button.slot").nth(3)
     key = slot.get_attribute("data-key")
     r = httpx.post(f"{site.base}/v1/tenants/{DEMO_SLUG}/holds", json={"slot_id": slot.get_attribute("data-slot-id")})
     assert r.status_code == 201
-    # No focus, no reload: the next slots.changed redraws the day without that time.
+    # the worker's part: number the hold's event, which the stream then sends
+    with psycopg.connect(site.db_url, autocommit=True) as conn:
+        sequence_events(conn)
     page.wait_for_selector(f"button.slot[data-key='{key}']", state="detached")
     assert subscribed and f"service_id={haircut}" in subscribed[0]
     assert errors == []
@@ -827,24 +810,18 @@ def test_live_events_redraw_the_times(browser: Browser, site: Site) -> None:
 def test_a_day_without_times_offers_the_waitlist(browser: Browser, site: Site) -> None:
     errors: list[str] = []
     ctx = _context(browser, size="phone")
-    # Not on this server: no waitlist offered.
-    plain = _open(ctx, site.url(), errors)
+    # A server without a waitlist: none offered.
+    plain = _watch(ctx.new_page(), errors)
+    _with_features(plain, waitlist=False)
+    plain.goto(site.url())
+    plain.wait_for_selector("#widget[data-step='pick']")
     _choose(plain, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
     plain.locator(".day-button.none").first.click()
     assert plain.is_visible("#empty") and not plain.is_visible("#waitlist-open")
     plain.close()
 
-    page = _watch(ctx.new_page(), errors)
-    _with_features(page, waitlist=True)
-    posted: list[dict[str, Any]] = []
-
-    def waitlist(route: Any) -> None:
-        posted.append(route.request.post_data_json)
-        route.fulfill(status=201, json={"id": "00000000-0000-0000-0000-000000000001"})
-
-    page.route(f"**/v1/tenants/{DEMO_SLUG}/waitlist", waitlist)
-    page.goto(site.url())
-    page.wait_for_selector("#widget[data-step='pick']")
+    # This server has one: the page joins it for real.
+    page = _open(ctx, site.url(), errors)
     _choose(page, site, location="Shoreditch", service="Haircut", staff="Ava Clarke")
     day = page.locator(".day-button.none").first
     iso = day.get_attribute("data-date")
@@ -852,22 +829,26 @@ def test_a_day_without_times_offers_the_waitlist(browser: Browser, site: Site) -
     page.click("#waitlist-open")
     assert _active_id(page) == "waitlist-heading"
     page.click("#waitlist-join")  # nothing filled in
-    assert page.is_visible("#wl-name-error") and posted == []
+    assert page.is_visible("#wl-name-error")
+    assert site.query("SELECT count(*) FROM waitlist_entries") == [(0,)]
     _fill_contact(page, CONTACT, prefix="wl-")
     _shot(page, "phone-waitlist")
     page.click("#waitlist-join")
     page.wait_for_selector("#waitlist-form", state="hidden")
     assert "on the waitlist" in page.inner_text("#empty-text")
-    assert posted == [
-        {
-            "service_id": site.service("Haircut"),
-            "staff_id": site.staff("Ava Clarke"),
-            "location_id": str(demo_id("location", "Fern & Finch, Shoreditch")),
-            "from": iso,
-            "to": iso,
-            "tz": "Europe/London",
-            "contact": CONTACT,
-        }
+    rows = site.query(
+        "SELECT service_id, staff_id, location_id, from_date, to_date, contact, contact_ref FROM waitlist_entries"
+    )
+    assert [(str(a), str(b), str(c), str(d), str(e), f, g) for a, b, c, d, e, f, g in rows] == [
+        (
+            site.service("Haircut"),
+            site.staff("Ava Clarke"),
+            str(demo_id("location", "Fern & Finch, Shoreditch")),
+            iso,
+            iso,
+            CONTACT,
+            None,
+        )
     ]
     assert errors == []
     ctx.close()

@@ -14,9 +14,11 @@ from dateutil.rrule import rrule, rrulestr
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from slotmill.api.models import _no_nul, parse_instant
+from slotmill.config import get_settings
 from slotmill.materializer.engine.budget import RECURRENCE_SECONDS, time_limit
 from slotmill.materializer.engine.recurrence import MAX_RULE_LENGTH, rrule_problem
 from slotmill.materializer.model import RuleError
+from slotmill.outbound import url_problem
 
 # The years the schema accepts (slotmill_valid_date, slotmill_valid_range).
 FIRST_YEAR, LAST_YEAR = 1900, 2200
@@ -67,6 +69,9 @@ def _rrule(value: str) -> str:
 def _url(value: str) -> str:
     if not _URL.match(value):
         raise ValueError("must be an http, https or webcal URL")
+    problem = url_problem(value, get_settings().outbound_guard)
+    if problem:
+        raise ValueError(problem)
     return value
 
 

@@ -1376,7 +1376,8 @@
 
     // The request body of POST .../waitlist: one place to adapt it to the endpoint.
     function waitlistBody(contact) {
-      const body = { service_id: state.serviceId, from: state.day, to: state.day, tz: anchorZone(), contact };
+      // dates are local to the staff member's place, as the page shows them
+      const body = { service_id: state.serviceId, from: state.day, to: state.day, contact };
       if (state.staffId) body.staff_id = state.staffId;
       if (state.locationId) body.location_id = state.locationId;
       return body;

@@ -16,13 +16,27 @@
 -- A hold by %(slot_id)s, or by %(service_id)s + %(starts_at)s + %(staff_id)s: lock the staff
 -- member, check the slot is visible (SPEC §6), insert the held booking, hide the
 -- overlapping slots. One function call (migration 0005 says why).
-SELECT no_tenant, no_service, no_staff, no_slot, hold
+-- Past the table's end (materializer/beyond.py) it names the slot, beyond_*, for the engine
+-- to judge while this transaction holds the staff lock; then hold_beyond writes it.
+SELECT no_tenant, no_service, no_staff, no_slot, hold, beyond_tenant, beyond_staff, beyond_service, beyond_start
   FROM slotmill_hold(%(slug)s::text, %(slot_id)s::text, %(service_id)s::uuid,
                      %(starts_at)s::timestamptz, %(staff_id)s::uuid, %(session_id)s::text, %(seats)s::integer);
+
+-- name: hold_beyond
+-- A hold past the table's end that the engine found visible (materializer/beyond.py): the
+-- same write as a hold of a table row, in the transaction that holds the staff lock. It
+-- queues a recompute of the staff member, so readers' versions move.
+SELECT slotmill_hold_insert(t.id, t.settings, %(staff_id)s::uuid, %(service_id)s::uuid, %(location_id)s::uuid,
+                            %(starts_at)s::timestamptz, %(ends_at)s::timestamptz, %(seats)s::integer,
+                            %(session_id)s::text, true)
+  FROM tenants t
+ WHERE t.id = %(tenant_id)s;
 
 -- name: hold_candidates
 -- A hold without a staff member: who has a visible slot of %(service_id)s at exactly
 -- %(starts_at)s with %(seats)s seats left, in the any-staff order of read_slots_by_time.
+-- Past the table's end (`beyond`: where the engine must say who) the caller asks again with
+-- the staff the engine found, %(beyond_staff)s.
 WITH t AS (
     SELECT id, timezone, horizon_days, settings
       FROM tenants
@@ -42,6 +56,8 @@ WITH t AS (
        AND a.seats_left - slotmill_held_seats(a.tenant_id, a.staff_id, a.service_id, a.starts_at, v.seats) >= %(seats)s
        AND a.starts_at >= slotmill_bookable_from(t.settings, v.min_notice_minutes)
        AND a.starts_at < slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)
+    UNION
+    SELECT b.id, %(starts_at)s::timestamptz FROM unnest(%(beyond_staff)s::uuid[]) AS b (id)
 ), crew AS (
     SELECT s.id, s.priority, coalesce(s.timezone, l.timezone, t.timezone) AS zone
       FROM t
@@ -63,7 +79,12 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        (SELECT coalesce(array_agg(x.staff_id ORDER BY c.priority, coalesce(k.n, 0), x.staff_id), '{}')
           FROM visible x
           JOIN crew c ON c.id = x.staff_id
-          LEFT JOIN booked k ON k.staff_id = x.staff_id) AS staff_ids;
+          LEFT JOIN booked k ON k.staff_id = x.staff_id) AS staff_ids,
+       (SELECT id FROM t) AS tenant_id,
+       (SELECT %(starts_at)s::timestamptz >= slotmill_table_end(t.id, t.timezone, t.horizon_days)
+               AND %(starts_at)s::timestamptz >= slotmill_bookable_from(t.settings, v.min_notice_minutes)
+               AND %(starts_at)s::timestamptz < slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days)
+          FROM t, v) AS beyond;
 
 -- name: lock_hold_staff
 -- Release, step 1: the advisory lock of the hold's staff member.

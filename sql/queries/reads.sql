@@ -4,6 +4,11 @@
 -- (slotmill_read_window, slotmill_bookable_from/until, held_until) are SQL functions of
 -- the schema (sql/schema.sql), defined once.
 --
+-- Past the materialized horizon (up to the advance limit) the engine computes the slots
+-- on demand and the API passes them in (%(beyond_from)s and the %(x_...)s arrays): they join
+-- the table's rows in the `slots` CTE, so one statement still builds the whole answer with
+-- the same rules, ids and JSON.
+--
 -- Besides the body, each read answers the tenant's version and until when its answer holds
 -- with no write at all (slotmill_kept_until): the API keeps answers and serves them again
 -- while the version is unchanged and valid_until is ahead (api/readcache.py).
@@ -43,6 +48,21 @@ WITH t AS (
            slotmill_read_window(t.settings, t.horizon_days, v.min_notice_minutes, v.max_advance_days,
                                 coalesce(%(tz)s::text, t.timezone), %(from_at)s::timestamptz,
                                 %(to_at)s::timestamptz, %(from_date)s::date, %(to_date)s::date) w
+), slots AS (
+    -- The table's slots, and past the horizon (from %(beyond_from)s) the slots the engine
+    -- computed on demand for this read (api/public.py passes them in): the same rows, so
+    -- everything below treats both alike. Without any, the second part is empty.
+    SELECT a.tenant_id, a.id, a.staff_id, a.service_id, a.location_id, a.starts_at, a.ends_at,
+           a.held_until, a.seats_left, a.resource_free
+      FROM availability_slots a
+     WHERE %(beyond_from)s::timestamptz IS NULL OR a.starts_at < %(beyond_from)s::timestamptz
+    UNION ALL
+    SELECT (SELECT id FROM t), x.id, x.staff_id, %(service_id)s::uuid, x.location_id, x.starts_at, x.ends_at,
+           x.held_until, x.seats_left, x.resource_free
+      FROM unnest(%(x_id)s::text[], %(x_staff)s::uuid[], %(x_location)s::uuid[], %(x_starts)s::timestamptz[],
+                  %(x_ends)s::timestamptz[], %(x_held)s::timestamptz[], %(x_seats)s::integer[],
+                  %(x_free)s::integer[])
+           AS x (id, staff_id, location_id, starts_at, ends_at, held_until, seats_left, resource_free)
 )
 SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        NOT EXISTS (SELECT FROM v) AS no_service,
@@ -69,7 +89,7 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
                                     AS seats_visible
                           FROM win
                          CROSS JOIN v
-                          JOIN availability_slots a
+                          JOIN slots a
                             ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
                            AND a.starts_at >= win.lo AND a.starts_at < win.hi
                          WHERE (a.held_until IS NULL OR a.held_until <= now())
@@ -81,7 +101,12 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        slotmill_tenant_version((SELECT id FROM t)) AS version,
        (SELECT slotmill_kept_until(t.id, %(service_id)s, win.lo, win.hi, win.asked_lo, win.asked_hi,
                                    win.bookable_from, win.bookable_until)
-          FROM t, win) AS valid_until;
+          FROM t, win) AS valid_until,
+       -- where the table's slots end: a window reaching past it has the engine's slots
+       -- there (api/public.py computes them, then runs the read again with them)
+       (SELECT slotmill_table_end(t.id, t.timezone, t.horizon_days) FROM t) AS table_end,
+       win.lo AS window_lo, win.hi AS window_hi, win.asked_hi, win.bookable_from, win.bookable_until
+  FROM (SELECT) one LEFT JOIN win ON true;
 
 -- name: read_slots_by_time
 -- Any staff (group=time): {"slots": [{"starts_at", "ends_at", "capacity", "candidates"}],
@@ -114,6 +139,21 @@ WITH t AS (
            slotmill_read_window(t.settings, t.horizon_days, v.min_notice_minutes, v.max_advance_days,
                                 coalesce(%(tz)s::text, t.timezone), %(from_at)s::timestamptz,
                                 %(to_at)s::timestamptz, %(from_date)s::date, %(to_date)s::date) w
+), slots AS (
+    -- The table's slots, and past the horizon (from %(beyond_from)s) the slots the engine
+    -- computed on demand for this read (api/public.py passes them in): the same rows, so
+    -- everything below treats both alike. Without any, the second part is empty.
+    SELECT a.tenant_id, a.id, a.staff_id, a.service_id, a.location_id, a.starts_at, a.ends_at,
+           a.held_until, a.seats_left, a.resource_free
+      FROM availability_slots a
+     WHERE %(beyond_from)s::timestamptz IS NULL OR a.starts_at < %(beyond_from)s::timestamptz
+    UNION ALL
+    SELECT (SELECT id FROM t), x.id, x.staff_id, %(service_id)s::uuid, x.location_id, x.starts_at, x.ends_at,
+           x.held_until, x.seats_left, x.resource_free
+      FROM unnest(%(x_id)s::text[], %(x_staff)s::uuid[], %(x_location)s::uuid[], %(x_starts)s::timestamptz[],
+                  %(x_ends)s::timestamptz[], %(x_held)s::timestamptz[], %(x_seats)s::integer[],
+                  %(x_free)s::integer[])
+           AS x (id, staff_id, location_id, starts_at, ends_at, held_until, seats_left, resource_free)
 ), crew AS (
     -- The staff who perform the service (not derived from the slots: the slot scan below
     -- then runs once, in index order, and needs no sort).
@@ -141,7 +181,7 @@ WITH t AS (
            a.seats_left - slotmill_held_seats(a.tenant_id, a.staff_id, a.service_id, a.starts_at, v.seats) AS seats
       FROM win
      CROSS JOIN v
-      JOIN availability_slots a
+      JOIN slots a
         ON a.tenant_id = (SELECT id FROM t) AND a.service_id = %(service_id)s
        AND a.starts_at >= win.lo AND a.starts_at < win.hi
       JOIN crew c ON c.id = a.staff_id
@@ -188,4 +228,9 @@ SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        slotmill_tenant_version((SELECT id FROM t)) AS version,
        (SELECT slotmill_kept_until(t.id, %(service_id)s, win.lo, win.hi, win.asked_lo, win.asked_hi,
                                    win.bookable_from, win.bookable_until)
-          FROM t, win) AS valid_until;
+          FROM t, win) AS valid_until,
+       -- where the table's slots end: a window reaching past it has the engine's slots
+       -- there (api/public.py computes them, then runs the read again with them)
+       (SELECT slotmill_table_end(t.id, t.timezone, t.horizon_days) FROM t) AS table_end,
+       win.lo AS window_lo, win.hi AS window_hi, win.asked_hi, win.bookable_from, win.bookable_until
+  FROM (SELECT) one LEFT JOIN win ON true;

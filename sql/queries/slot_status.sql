@@ -13,8 +13,7 @@ WITH t AS (
     SELECT v.id, v.seats, v.min_notice_minutes, v.max_advance_days,
            slotmill_slot_blocked(%(starts_at)s::timestamptz,
                                  %(starts_at)s::timestamptz + make_interval(mins => v.duration_minutes),
-                                 v.buffer_before_minutes, v.buffer_after_minutes) AS blocked,
-           slotmill_session_key(v.id, %(starts_at)s::timestamptz, v.seats) AS session_key
+                                 v.buffer_before_minutes, v.buffer_after_minutes) AS blocked
       FROM services v
       JOIN t ON v.tenant_id = t.id
      WHERE v.id = %(service_id)s AND v.active
@@ -25,7 +24,10 @@ WITH t AS (
      WHERE s.id = ANY (%(staff_ids)s::uuid[])
 ), live AS (
     -- the live bookings of those staff members in the start's way (blocked ranges overlap)
-    SELECT b.staff_id, b.seats, b.session_key
+    -- own_key: the key that staff member's session at this start would have (a group
+    -- session is one staff member's: migration 0015)
+    SELECT b.staff_id, b.seats, b.session_key,
+           slotmill_session_key(b.staff_id, v.id, %(starts_at)s::timestamptz, v.seats) AS own_key
       FROM bookings b, t, v
      WHERE b.tenant_id = t.id AND b.staff_id IN (SELECT id FROM s)
        AND b.blocked && v.blocked
@@ -56,11 +58,11 @@ SELECT NOT EXISTS (SELECT 1 FROM t) AS no_tenant,
                -- or booked to the last seat
                SELECT 1
                  FROM live l, v
-                WHERE v.seats > 1 AND l.session_key = v.session_key
+                WHERE v.seats > 1 AND l.session_key = l.own_key
                 GROUP BY l.staff_id
                HAVING sum(l.seats) >= max(v.seats))
                THEN 'full'
-           WHEN EXISTS (SELECT 1 FROM live l, v WHERE l.session_key IS DISTINCT FROM v.session_key)
+           WHEN EXISTS (SELECT 1 FROM live l WHERE l.session_key IS DISTINCT FROM l.own_key)
              OR EXISTS (
                -- a room or machine the service needs, taken by a booking of anyone
                SELECT 1
@@ -68,7 +70,7 @@ SELECT NOT EXISTS (SELECT 1 FROM t) AS no_tenant,
                  JOIN resources r ON r.tenant_id = br.tenant_id AND r.id = br.resource_id
                  JOIN bookings b ON b.tenant_id = br.tenant_id AND b.id = br.booking_id, t, v
                 WHERE br.tenant_id = t.id AND br.live AND br.blocked && v.blocked
-                  AND br.session_key IS DISTINCT FROM v.session_key
+                  AND br.session_key IS DISTINCT FROM slotmill_session_key(b.staff_id, v.id, %(starts_at)s::timestamptz, v.seats)
                   AND r.kind IN (SELECT sr.kind FROM service_resources sr
                                   WHERE sr.tenant_id = t.id AND sr.service_id = v.id)
                   AND (b.status = 'confirmed' OR b.expires_at > now()))

@@ -3,7 +3,8 @@
 -- them, and matching slots that appear to the oldest waiting entry.
 
 -- name: create_entry
--- A public entry: flags name what is unknown (404s); the entry's id when made.
+-- A public entry: flags name what is unknown (404s); the entry's id when made. A location
+-- must be one the service can be had at (a staff member who performs it works there).
 WITH t AS (
     SELECT id FROM tenants WHERE slug = %(slug)s
 ), v AS (
@@ -12,22 +13,28 @@ WITH t AS (
     SELECT ss.staff_id FROM t
       JOIN staff_services ss ON ss.tenant_id = t.id AND ss.service_id = %(service_id)s AND ss.staff_id = %(staff_id)s::uuid
       JOIN staff st ON st.tenant_id = t.id AND st.id = ss.staff_id AND st.active
+), l AS (
+    SELECT l.id FROM t JOIN locations l ON l.tenant_id = t.id AND l.id = %(location_id)s::uuid
 ), e AS (
-    INSERT INTO waitlist_entries (tenant_id, service_id, staff_id, from_date, to_date, time_windows, contact_ref)
-    SELECT t.id, %(service_id)s, %(staff_id)s::uuid, %(from_date)s, %(to_date)s, %(time_windows)s::int4multirange, %(contact_ref)s
+    INSERT INTO waitlist_entries (tenant_id, service_id, staff_id, from_date, to_date, time_windows, contact_ref,
+                                  contact, location_id)
+    SELECT t.id, %(service_id)s, %(staff_id)s::uuid, %(from_date)s, %(to_date)s, %(time_windows)s::int4multirange,
+           %(contact_ref)s, %(contact)s::jsonb, %(location_id)s::uuid
       FROM t
      WHERE EXISTS (SELECT FROM v) AND (%(staff_id)s::uuid IS NULL OR EXISTS (SELECT FROM s))
+       AND (%(location_id)s::uuid IS NULL OR EXISTS (SELECT FROM l))
     RETURNING id, created_at
 )
 SELECT NOT EXISTS (SELECT FROM t) AS no_tenant,
        NOT EXISTS (SELECT FROM v) AS no_service,
        %(staff_id)s::uuid IS NOT NULL AND NOT EXISTS (SELECT FROM s) AS no_staff,
+       %(location_id)s::uuid IS NOT NULL AND NOT EXISTS (SELECT FROM l) AS no_location,
        (SELECT id FROM e) AS id,
        (SELECT created_at FROM e) AS created_at;
 
 -- name: list_entries
 SELECT w.id, w.service_id, w.staff_id, w.from_date, w.to_date, w.time_windows::text AS time_windows,
-       w.contact_ref, w.status, w.created_at, w.ended_at,
+       w.contact_ref, w.contact, w.location_id, w.status, w.created_at, w.ended_at,
        (SELECT count(*) FROM waitlist_matches m WHERE m.tenant_id = w.tenant_id AND m.entry_id = w.id) AS matches
   FROM waitlist_entries w
  WHERE w.tenant_id = %(tenant_id)s
@@ -80,6 +87,7 @@ SELECT w.id AS entry_id, a.id AS slot_id, a.staff_id, a.service_id, a.location_i
     ON a.tenant_id = t.id AND a.service_id = w.service_id
    AND a.starts_at >= %(lo)s AND a.starts_at < %(hi)s
    AND (w.staff_id IS NULL OR a.staff_id = w.staff_id)
+   AND (w.location_id IS NULL OR a.location_id = w.location_id)
    AND a.staff_id = ANY (%(staff_ids)s::uuid[])
   JOIN staff s ON s.tenant_id = t.id AND s.id = a.staff_id AND s.active
  CROSS JOIN LATERAL (SELECT a.starts_at AT TIME ZONE coalesce(s.timezone, (
