@@ -31,7 +31,15 @@ from slotmill.api.routing import route
 from slotmill.materializer import engine
 from slotmill.materializer.engine.day import DayView
 from slotmill.materializer.engine.recurrence import applies_on
-from slotmill.materializer.horizon import MAX_SPAN_S, from_epoch, local_midnight, to_epoch, window_dates, zone
+from slotmill.materializer.horizon import (
+    MAX_SPAN_S,
+    from_epoch,
+    local_date,
+    local_midnight,
+    to_epoch,
+    window_dates,
+    zone,
+)
 from slotmill.materializer.loader import Tenant, load_rules
 from slotmill.materializer.model import BusyKind, RuleError, ServiceRule, Slot
 from slotmill.materializer.slot_ids import slot_id
@@ -57,7 +65,8 @@ class DayPath(TenantPath):
 
 class DayQuery(_In):
     date: LocalDate = Field(
-        description="A local date in the staff member's zone, within the horizon's dates (and 9 days either side)."
+        description="A local date in the staff member's zone: from 9 days before today to 9 days after the"
+        " horizon or the service's advance limit, whichever is later."
     )
     service_id: UUID
 
@@ -172,6 +181,10 @@ class DriftOut(_Out):
 class HorizonSpan(_Out):
     start: Instant
     end: Instant
+    table_end: Instant = Field(
+        description="Where availability_slots ends (the horizon's end, or less while the nightly refresh has"
+        " not written a new day): past it, reads compute slots on demand and nothing is compared with the table."
+    )
 
 
 class DayOut(_Out):
@@ -197,9 +210,12 @@ class DayOut(_Out):
     busy: list[BusyOut] = Field(description="The busy set, as far as it can block a candidate of the day.")
     holds: list[HoldOut] = Field(description="Live holds that can hide a candidate of the day.")
     candidates: list[CandidateOut] = Field(description="Every grid start of the day's windows.")
-    slots: list[SlotRowOut] = Field(description="What a refresh writes for the day (starts within the horizon).")
+    slots: list[SlotRowOut] = Field(
+        description="The engine's slots of the day from the start of today: before `horizon.table_end` what a"
+        " refresh writes, after it what a read computes on demand."
+    )
     table: list[SlotRowOut] = Field(description="What availability_slots holds for the day.")
-    drift: DriftOut
+    drift: DriftOut = Field(description="The slots and the table compared, for starts before the table's end.")
 
 
 # --- the handler ----------------------------------------------------------------------------
@@ -280,8 +296,10 @@ def _drift_key(row: dict[str, Any], now: datetime) -> tuple[Any, ...]:
     return (row["location_id"], row["ends_at"], held, row["seats_left"], row["resource_free"])
 
 
-def _drift(engine_rows: list[dict[str, Any]], table_rows: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
-    want = {r["starts_at"]: _drift_key(r, now) for r in engine_rows}
+def _drift(
+    engine_rows: list[dict[str, Any]], table_rows: list[dict[str, Any]], now: datetime, table_end: datetime
+) -> dict[str, Any]:
+    want = {r["starts_at"]: _drift_key(r, now) for r in engine_rows if r["starts_at"] < table_end}
     have = {r["starts_at"]: _drift_key(r, now) for r in table_rows}
     return {
         "missing": sorted(t for t in want if t not in have),
@@ -336,7 +354,11 @@ def _shape(
             "now": now,
             "bookable_from": ctx["bookable_from"],
             "bookable_until": ctx["bookable_until"],
-            "horizon": {"start": from_epoch(horizon[0]), "end": from_epoch(horizon[1])},
+            "horizon": {
+                "start": from_epoch(horizon[0]),
+                "end": from_epoch(horizon[1]),
+                "table_end": ctx["table_end"],
+            },
             "offered": offered,
             "duration_minutes": service.duration_min,
             "buffer_before_minutes": service.buffer_before_min,
@@ -375,7 +397,7 @@ def _shape(
             ],
             "slots": engine_rows,
             "table": table,
-            "drift": _drift(engine_rows, table, now),
+            "drift": _drift(engine_rows, table, now, ctx["table_end"]),
         }
     )
     return out.model_dump(mode="json")
@@ -398,11 +420,14 @@ def _day(sync_pool: ConnectionPool[Any], slug: str, staff_id: UUID, service_id: 
             tz = _zone(ctx["staff_zone"])
             now = to_epoch(ctx["now"])
             h = tenant.horizon(now)
-            first, last = window_dates(h)
+            advance = to_epoch(ctx["bookable_until"])
+            first, last = window_dates(h, local_date(max(h.end, advance), tz))
             if not first <= on <= last:
                 raise invalid("query.date", f"query.date: outside the dates the engine builds ({first} .. {last})")
             lo, hi = local_midnight(on, tz), local_midnight(on + timedelta(days=1), tz)
-            rules = load_rules(conn, tenant, staff_ids=[staff_id], lo=lo, hi=hi, now=now)
+            # Past the horizon, slots are the engine's on demand: windows built through the day,
+            # as reads, holds and explain build them there (materializer/beyond.py).
+            rules = load_rules(conn, tenant, staff_ids=[staff_id], lo=lo, hi=hi, now=now, beyond=hi > h.end)
             params = {
                 "tenant_id": tenant.id,
                 "staff_id": staff_id,
@@ -431,9 +456,10 @@ def _day(sync_pool: ConnectionPool[Any], slug: str, staff_id: UUID, service_id: 
         min_notice_s=to_epoch(ctx["bookable_from"]) - now,
         advance_limit=to_epoch(ctx["bookable_until"]),
         horizon_start=h.start,
-        horizon_end=h.end,
-        first=first,
-        last=last,
+        # as explain's endpoint: the table's end limits nothing, the advance limit does
+        horizon_end=max(h.end, advance),
+        first=rules.first_date,
+        last=rules.last_date,
     )
     return _shape(
         view, ctx, tenant, staff_id, service_id, on, tz, (h.start, h.end), rule_rows, sources, table, info.rule, offered

@@ -165,6 +165,40 @@ def test_timeline_equals_the_table_across_dst_and_midnight(conn: Conn, client: A
         _check_day_against_the_table(conn, client, "night", nina, cut, d + timedelta(days=1))
 
 
+def test_past_the_table_the_slots_are_what_a_read_computes_on_demand(conn: Conn, client: AppClient) -> None:
+    # Fourteen days in the table, sixty bookable: a day a month out is the engine's on demand.
+    t = seed.tenant(conn, "far", timezone="UTC", horizon_days=14, settings={"max_advance_days": 60})
+    fay = seed.staff(conn, t, "Fay")
+    cut = seed.service(conn, t, "Cut", 60, after=10, interval=30, staff_ids=[fay])
+    seed.template(conn, t, fay, range(1, 6), "09:00", "13:00")
+    d = datetime.now(UTC).date() + timedelta(days=30)
+    while d.isoweekday() > 5:
+        d += timedelta(days=1)
+    seed.booking(conn, t, fay, cut, _utc(d, 10), _utc(d, 11), customer_ref="c-far")
+    conn.commit()
+    refresh(conn, load_tenant(conn, "far"))
+    day = _day(client, "far", fay, cut, d)
+    assert _at(day["horizon"]["table_end"]) < _at(day["day"]["start"])
+    assert day["table"] == [] and day["drift"] == {"missing": [], "unexpected": [], "changed": []}
+    r = client.get(
+        "/v1/tenants/far/slots",
+        params={"service_id": str(cut), "staff_id": str(fay), "from": str(d), "to": str(d)},
+    )
+    assert r.status_code == 200, r.text
+    read = [(s["id"], s["starts_at"], s["ends_at"]) for s in r.json()["slots"]]
+    assert read == [(s["id"], s["starts_at"], s["ends_at"]) for s in day["slots"]]
+    # 09:00 would end, with its 10 minutes after, inside the booking's range: 11:30 and 12:00 are left.
+    assert [s["starts_at"] for s in day["slots"]] == [_z(d, 11, 30), _z(d, 12)]
+    reasons = {c["starts_at"]: [r["code"] for r in c["reasons"]] for c in day["candidates"]}
+    assert reasons[_z(d, 9)] == ["booked"] and reasons[_z(d, 12)] == ["available"]
+    # Beyond the advance limit too: still drawn, and explain says why nothing is offered.
+    later = d + timedelta(days=35)
+    while later.isoweekday() > 5:
+        later += timedelta(days=1)
+    out = _day(client, "far", fay, cut, later)
+    assert out["candidates"] and all("beyond_horizon" in [r["code"] for r in c["reasons"]] for c in out["candidates"])
+
+
 # --- explain agrees, minute by minute ---------------------------------------------------------
 
 

@@ -575,6 +575,11 @@
       d.interval_minutes + " min). Times in " + zone + ". " + num(slots) + " of " + num(d.candidates.length) +
       " starts are slots, " + num(offered) + " offered now.";
     if (!d.offered) text += " No slots at all: the staff member does not perform this service, or one of them is inactive.";
+    var tableEnd = secs(d.horizon.table_end);
+    if (secs(d.day.end) > tableEnd) {
+      text += tableEnd <= start ? " The whole day is past the slot table's end: reads compute its slots on demand." :
+        " From " + hhmm(tableEnd, zone) + " on the day is past the slot table's end: reads compute those slots on demand.";
+    }
     var drift = d.drift.missing.length + d.drift.unexpected.length + d.drift.changed.length;
     if (drift) text += " The table differs from the engine at " + num(drift) + " start" + (drift === 1 ? "" : "s") + ".";
     $("day-summary").textContent = text;

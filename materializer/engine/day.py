@@ -67,7 +67,7 @@ class DayView:
     busy: tuple[Blocker, ...]  # busy ranges that can block a candidate of the day
     holds: tuple[LiveHold, ...]  # live holds that can hide a candidate of the day
     candidates: tuple[Candidate, ...]  # by window, then start
-    slots: tuple[Slot, ...]  # what materialization writes for starts in the day (and the horizon)
+    slots: tuple[Slot, ...]  # the slots with a start in the day, from the horizon's start on
 
 
 def wall_spans(zone: str, on: date, start_min: int, end_min: int) -> list[tuple[int, int]]:
@@ -97,20 +97,22 @@ def day_view(
     """The day ``[start, end)`` of ``schedule`` for ``service``.
 
     ``first``..``last`` are the local dates materialization builds windows over (the
-    horizon's ``window_dates``), so windows and grids are anchored where a refresh anchors
-    them. ``offered`` says whether the staff member has slots of the service at all (both
-    active and linked: ``StaffRules.offered``); ``qualified`` and ``active`` are explain's.
-    Slots are those with a start in the day and in ``[horizon_start, horizon_end)``: exactly
-    the rows a refresh writes for the day.
+    horizon's ``window_dates``, through the day when it lies beyond the horizon), so windows
+    and grids are anchored where a refresh anchors them. ``offered`` says whether the staff
+    member has slots of the service at all (both active and linked: ``StaffRules.offered``);
+    ``qualified`` and ``active`` are explain's, and so is ``horizon_end`` (where explain says
+    ``beyond_horizon``). Slots are those with a start in the day from ``horizon_start`` on
+    (nothing before the start of today is ever materialized): in the table's days exactly the
+    rows a refresh writes, past them what a read computes on demand.
     """
     duration_s, step_s, before_s, after_s = service_params(service)
     windows = merged_windows(schedule, first, last)
     day_windows = tuple(w for w in windows if w.start < end and w.end > start)
 
     slots: list[Slot] = []
-    lo, hi = max(start, horizon_start), min(end, horizon_end)
-    if offered and lo < hi:
-        for run in slot_runs(schedule, [service], first, last, lo, hi):
+    lo = max(start, horizon_start)
+    if offered and lo < end:
+        for run in slot_runs(schedule, [service], first, last, lo, end):
             _append_slots(slots, schedule.staff_id, run)
     slots.sort(key=lambda s: s.starts_at)
     by_start = {s.starts_at: s for s in slots}

@@ -11,15 +11,17 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 
 -- name: day_context
 -- The tenant, whether the staff member and the service are its, the staff member's zone
--- (staff, else location, else tenant) and the read-time limits of the service from the
--- functions the public reads use (slotmill_bookable_from/until).
+-- (staff, else location, else tenant), the read-time limits of the service from the
+-- functions the public reads use (slotmill_bookable_from/until), and where the table ends
+-- (past it, reads compute slots on demand).
 SELECT t.id, t.slug, t.name, t.timezone, t.horizon_days, t.settings,
        s.id IS NOT NULL AS staff_found, s.display_name AS staff_name,
        coalesce(s.timezone, l.timezone, t.timezone) AS staff_zone,
        v.id IS NOT NULL AS service_found, v.name AS service_name,
        now() AS now,
        slotmill_bookable_from(t.settings, v.min_notice_minutes) AS bookable_from,
-       slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days) AS bookable_until
+       slotmill_bookable_until(t.settings, t.horizon_days, v.max_advance_days) AS bookable_until,
+       slotmill_table_end(t.id, t.timezone, t.horizon_days) AS table_end
   FROM tenants t
   LEFT JOIN staff s ON s.tenant_id = t.id AND s.id = %(staff_id)s
   LEFT JOIN locations l ON l.tenant_id = s.tenant_id AND l.id = s.location_id
