@@ -3,7 +3,9 @@ public Server-Sent Events stream of slot changes, so an open widget redraws when
 taken or freed.
 
 One database connection per API process LISTENs on ``slotmill_events`` (the worker's
-sequencer notifies when it has numbered events); the :class:`EventHub` then reads the new
+sequencer notifies when it has numbered events), or, behind PgBouncer in transaction mode
+(``SLOTMILL_API_PGBOUNCER``), where a LISTEN would be lost with its server connection, the
+hub looks every ``SLOTMILL_EVENTS_POLL_SECONDS`` instead; the :class:`EventHub` then reads the new
 events of the tenants someone watches, once for all of them, and fans them out in memory
 to each stream's bounded queue. A stream too slow to keep up is told to resync instead of
 holding memory. Heartbeats are comment lines. A browser's EventSource reconnects with
@@ -108,6 +110,8 @@ class EventHub:
     pool: AsyncConnectionPool[Any]
     per_client: int = 10
     queue_size: int = 256
+    # None: LISTEN (a connection of its own); else look this often (behind PgBouncer)
+    poll_s: float | None = None
     cursors: dict[UUID, int] = field(default_factory=dict)
     streams: dict[UUID, set[Subscriber]] = field(default_factory=lambda: collections.defaultdict(set))
     by_address: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -116,10 +120,23 @@ class EventHub:
 
     @classmethod
     def from_settings(cls, url: str, pool: AsyncConnectionPool[Any], settings: Settings) -> EventHub:
-        return cls(url, pool, per_client=settings.sse_streams_per_client, queue_size=max(1, settings.sse_queue_size))
+        return cls(
+            url,
+            pool,
+            per_client=settings.sse_streams_per_client,
+            queue_size=max(1, settings.sse_queue_size),
+            poll_s=max(settings.events_poll_seconds, 0.05) if settings.api_pgbouncer else None,
+        )
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._fetch_loop())]
+        wake = self._listen() if self.poll_s is None else self._poll(self.poll_s)
+        self._tasks = [asyncio.create_task(wake), asyncio.create_task(self._fetch_loop())]
+
+    async def _poll(self, every: float) -> None:
+        while True:
+            if self.streams:
+                self._kick.set()
+            await asyncio.sleep(every)
 
     async def stop(self) -> None:
         for t in self._tasks:

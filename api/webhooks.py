@@ -23,18 +23,10 @@ from slotmill.config import get_settings
 from slotmill.materializer import webhooks
 from slotmill.materializer.bookings import NotFound
 from slotmill.materializer.loader import Conn, Tenant
+from slotmill.materializer.webhooks import EventType
 from slotmill.outbound import url_problem
 
-EventType = Literal[
-    "booking.held",
-    "booking.confirmed",
-    "booking.cancelled",
-    "booking.rescheduled",
-    "booking.expired",
-    "slots.changed",
-    "waitlist.matched",
-    "webhook.disabled",
-]
+
 def _reachable(value: str) -> str:
     # a literal private address or localhost can never be delivered to (slotmill/outbound.py)
     problem = url_problem(value, get_settings().outbound_guard)

@@ -13,7 +13,7 @@ import base64
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 from uuid import UUID
 
 from psycopg.rows import class_row
@@ -24,7 +24,7 @@ from slotmill.sql import owned_by
 
 Q = owned_by(__name__)
 
-EVENT_TYPES = (
+EventType = Literal[
     "booking.held",
     "booking.confirmed",
     "booking.cancelled",
@@ -33,7 +33,8 @@ EVENT_TYPES = (
     "slots.changed",
     "waitlist.matched",
     "webhook.disabled",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 # How long a rotated-out secret keeps signing beside the new one.
 ROTATION_GRACE = timedelta(hours=24)
 REPLAY_LIMIT = 10_000

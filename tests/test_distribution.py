@@ -119,5 +119,17 @@ def test_nothing_the_api_runs_keeps_session_state() -> None:
         code = "\n".join(ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("#"))
         for literal in re.findall(r'"((?:SET|LISTEN|SELECT)[^"]*)"', code):
             problems += [f"{path.name}: {what}: {literal!r}" for rx, what in _SESSION_STATE if rx.search(literal)]
+    # The event hub's LISTEN is on a connection of its own, never the pool's, and behind
+    # PgBouncer it is not made at all (the hub polls): see the test below.
+    problems.remove("events.py: LISTEN: 'LISTEN {CHANNEL}'")
     assert QUERIES_DIR.is_dir()
     assert not problems, problems
+
+
+def test_behind_pgbouncer_the_event_hub_polls_instead_of_listening() -> None:
+    from slotmill.api.events import EventHub
+    from slotmill.config import Settings
+
+    pool: Any = None
+    assert EventHub.from_settings("x", pool, Settings(api_pgbouncer=True)).poll_s is not None
+    assert EventHub.from_settings("x", pool, Settings(api_pgbouncer=False)).poll_s is None

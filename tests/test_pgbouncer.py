@@ -171,3 +171,35 @@ def test_reads_holds_and_confirms_through_pgbouncer(world: World, bouncer: str) 
     asyncio.run(main())
     statuses = db_rows(world.url, "SELECT status, count(*) FROM bookings GROUP BY status ORDER BY status")
     assert statuses == [("cancelled", 1), ("confirmed", 1), ("held", 3)]
+
+
+def test_live_updates_through_pgbouncer_poll_instead_of_listening(world: World, bouncer: str) -> None:
+    """A LISTEN through PgBouncer in transaction mode would be lost with its server
+    connection: the API's event hub polls there, and a hold still reaches an open stream."""
+    from dataclasses import replace
+
+    from tests.test_api_events import hold as hold_direct
+    from tests.test_api_events import number, serving, slot_ids, stream
+
+    w, a = world, world.acme
+    number(w.url)
+    first = slot_ids(w)[0]
+
+    async def body(base: str) -> None:
+        async with stream(base, "acme", service_id=str(a.cut)) as s:
+            ready = await s.next()
+            assert ready["event"] == "ready"
+            hold_direct(w.url, "acme", first)
+            number(w.url)
+            msg = await s.next()
+            assert msg["event"] == "slots.changed" and int(msg["id"]) == int(ready["id"]) + 1
+
+    with serving(replace(w, url=bouncer), api_pgbouncer=True, events_poll_seconds=0.1) as base:
+        asyncio.run(body(base))
+        # and it made no LISTEN connection of its own
+        listening = db_rows(
+            w.url,
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'slotmill-api-events'",
+        )
+        assert listening == [(0,)]
