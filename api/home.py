@@ -23,6 +23,7 @@ DOCS = {
     "docs/rules.md": "what a slot is; read and booking rules, with examples",
     "docs/architecture.md": "the layers, who owns what, one hold -> confirm traced",
     "docs/operations.md": "configuration, scaling, backups, upgrades, metrics, runbooks",
+    "docs/console.md": "the operator console: status, a staff day traced, utilization",
 }
 
 
@@ -56,6 +57,8 @@ def links(request: Request) -> dict[str, Any]:
     out: dict[str, str] = {}
     if "widget" in mounted:
         out["widget"] = f"/widget/?tenant={DEMO_SLUG}" if demo else "/widget/?tenant=SLUG"
+    if "admin_ui" in mounted:
+        out["console"] = "/admin/"
     out |= {
         "openapi": "/openapi.json",
         "healthz": "/healthz",
@@ -68,6 +71,7 @@ def links(request: Request) -> dict[str, Any]:
 
 _TITLES = {
     "widget": "Booking widget",
+    "console": "Operator console (asks for the admin key)",
     "openapi": "OpenAPI document (every endpoint)",
     "healthz": "Liveness probe",
     "readyz": "Readiness probe (database reachable, schema current)",

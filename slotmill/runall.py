@@ -231,6 +231,7 @@ def run_all(host: str, port: int) -> int:
             "slotmill is running",
             f"  API         {base}/",
             f"  widget      {base}/widget/?tenant={DEMO_SLUG}",
+            f"  console     {base}/admin/  (sign in with the admin key below)",
             f"  OpenAPI     {base}/openapi.json",
             f"  metrics     {base}/metrics",
         ]

@@ -36,6 +36,7 @@ def test_json_for_anything_but_a_browser(accept: str | None) -> None:
     assert r.headers["vary"] == "Accept"
     links = r.json()["links"]
     assert links["widget"] == "/widget/?tenant=demo"
+    assert links["console"] == "/admin/"
     assert {links[k] for k in ("openapi", "healthz", "readyz", "metrics")} == {
         "/openapi.json",
         "/healthz",
@@ -50,7 +51,7 @@ def test_html_for_a_browser() -> None:
     r = _get(browser)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    for href in ("/widget/?tenant=demo", "/openapi.json", "/healthz", "/readyz", "/metrics"):
+    for href in ("/widget/?tenant=demo", "/admin/", "/openapi.json", "/healthz", "/readyz", "/metrics"):
         assert f'href="{href}"' in r.text
     for doc in DOCS:
         assert doc in r.text
