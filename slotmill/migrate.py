@@ -40,7 +40,7 @@ class EditedMigration:
 
 # The first text of 0001 (86d7efb) had no slot id prefix function, and 0005 builds a
 # generated column on it, so it must exist before 0005 runs; 0006 repairs the rest. The
-# same definition as sql/migrations/0001_schema.sql (tests/test_migrations.py compares).
+# same definition as sql/migrations/0001_schema.sql (tests/sql/test_migrations.py compares).
 _SLOT_ID_PREFIX = """
 CREATE OR REPLACE FUNCTION slotmill_slot_id_prefix(p_tenant uuid, p_staff uuid, p_service uuid) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -49,7 +49,7 @@ $$;
 """
 
 # Why these exist: 0001, 0003 and 0005 were edited in place after they had been committed
-# (before tests/test_migrations.py made that a failing test). A database migrated before an
+# (before tests/sql/test_migrations.py made that a failing test). A database migrated before an
 # edit recorded the earlier checksum, and every later `migrate` refused it. These are the
 # earlier texts, accepted by checksum; 0006_repair_edited_migrations brings such a database
 # to what the current texts build. The list is closed: a new edit is a failing test, never

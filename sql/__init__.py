@@ -64,7 +64,7 @@ _OWNER = re.compile(r"^--\s*owner:\s*(?P<owner>[a-z_.]+)\s*$", re.MULTILINE)
 class Queries:
     """The named statements of one file in ``sql/queries/``, held by the one module that
     runs them (its ``-- owner:`` line). Other modules call that module's functions; a test
-    (tests/test_sql_ownership.py) fails if any other module reaches these statements."""
+    (tests/sql/test_sql_ownership.py) fails if any other module reaches these statements."""
 
     file: str
     owner: str

@@ -1,7 +1,7 @@
 -- slotmill's schema, declared whole: what sql/migrations build, in one place.
 --
 -- The reference, not an apply path: `slotmill migrate` runs the numbered migrations and
--- never reads this file. tests/test_migrations.py builds one database from this file and one
+-- never reads this file. tests/sql/test_migrations.py builds one database from this file and one
 -- from the migrations and compares their catalogs (tables, columns, constraints, indexes,
 -- functions, triggers, extensions), so this file cannot drift: a new migration updates it in
 -- the same change. The migration runner's own table, slotmill_migrations, is not part of it.

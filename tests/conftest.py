@@ -2,19 +2,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.feed_server import feed_server
+from tests.support import World, materialize, seed_tenant, today_in_zone
 from tests.testdb import create_test_database, drop_test_database, ensure_template, resolve_server
+
+# fixtures defined elsewhere that every test folder may use
+__all__ = ["feed_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # The tests' webhook receivers and feed servers listen on this machine: outbound HTTP may
 # reach loopback here (a production worker reaches public addresses only; slotmill/outbound.py,
-# tests/test_outbound.py).
+# tests/slotmill/test_outbound.py).
 os.environ.setdefault("SLOTMILL_OUTBOUND_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
 
 
@@ -68,3 +74,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "db_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture
+def world(db_url: str) -> World:
+    """Two seeded, materialized tenants of the same shape (tests/support.py, World)."""
+    with psycopg.connect(db_url) as conn:
+        acme = seed_tenant(conn, "acme")
+        other = seed_tenant(conn, "other")
+        materialize(conn, "acme", "other")
+    return World(db_url, today_in_zone() + timedelta(days=3), acme, other)

@@ -188,9 +188,7 @@ def wait_for_replay(primary_url: str, replica_url: str, timeout: float = 30.0) -
     deadline = time.monotonic() + timeout
     with psycopg.connect(replica_url, autocommit=True) as conn:
         while True:
-            done = conn.execute(
-                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
-            ).fetchone()
+            done = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)).fetchone()
             if done and done[0]:
                 return
             if time.monotonic() > deadline:

@@ -91,7 +91,8 @@ def rrule_problem(rule: str | None) -> str | None:
     """Why ``rule`` is not a bounded date recurrence (None: it is fine).
 
     Mirrors ``slotmill_rrule_problem()`` in sql/schema.sql word for word in what it
-    accepts (tests/test_recurrence_agreement checks both on the same rules).
+    accepts (tests/materializer/test_bad_rules.py,
+    test_the_sql_and_python_recurrence_checks_agree, checks both on the same rules).
     """
     if rule is None:
         return None
