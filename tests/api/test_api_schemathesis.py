@@ -150,8 +150,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World
             # chain; the other phases below cover them.
             "--exclude-tag",
             "rules",
+            # one worker (see _schemathesis): time enough to reach hold -> confirm
             "--max-time",
-            "20",
+            "45",
         )
         assert chain.returncode == 0, chain.stdout[-8000:] + chain.stderr[-2000:]
         confirmed = db_rows(world.url, "SELECT count(*) FROM bookings WHERE confirmed_at IS NOT NULL")

@@ -93,10 +93,13 @@ def test_receiver_gets_every_event_as_committed_through_failures(world: World, f
         since = mark(w.url)
         make_events(w, 6)
         with worker(w.url):
-            # wait until every event of the tenant (once numbered) has a 200
+            # wait until every event of the tenant (once numbered) has a 200, and the
+            # recomputes the bookings queued are done (their slots.changed events come later)
             assert rx.wait_for(
                 lambda got: (
                     len(committed(w.url, w.acme.id, since)) >= 6
+                    and db_rows(w.url, "SELECT count(*) FROM recompute_requests") == [(0,)]
+                    and db_rows(w.url, "SELECT count(*) FROM events WHERE seq IS NULL") == [(0,)]
                     and committed(w.url, w.acme.id, since).keys() <= rx.ok_ids()
                 ),
                 timeout=60,
